@@ -1,0 +1,245 @@
+"""Typed, immutable settings built once from the TOML file and the environment, then passed down.
+
+`load_settings(environ)` reads the file named by SLUICE_CONFIG; `settings_from_mapping(data, environ)` builds
+settings from an already-parsed mapping (tests use it). Every problem becomes one ConfigError that names the
+key; entry points turn it into one line on stderr via `load_or_exit`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from core.errors import ConfigError
+from core.routing import DEFAULT_ROUTES, EVENT_TYPES, is_operation
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IngressSettings(_Model):
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    tolerance_seconds: int = Field(300, gt=0)
+    admin_token: SecretStr | None = None
+
+    @field_validator("admin_token")
+    @classmethod
+    def _empty_is_none(cls, v: SecretStr | None) -> SecretStr | None:
+        return v if v is not None and v.get_secret_value() else None
+
+
+class SourceSettings(_Model):
+    scheme: Literal["standard-webhooks", "stripe", "shopify"]
+    secrets: tuple[SecretStr, ...] = Field(min_length=1)
+
+    @field_validator("secrets")
+    @classmethod
+    def _no_empty_secret(cls, v: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
+        if any(not s.get_secret_value() for s in v):
+            raise ValueError("a secret may not be empty")
+        return v
+
+
+class VendorSettings(_Model):
+    base_url: str = Field(pattern=r"^https?://\S+$")
+    rate_per_second: float | None = Field(None, gt=0)
+
+
+class SegMetricsSettings(VendorSettings):
+    api_key: SecretStr
+    account_id: str = Field(min_length=1)
+    integration_id: str = Field(min_length=1)
+    ads_integration_id: str | None = None
+
+
+class SalesmachineSettings(VendorSettings):
+    api_token: SecretStr
+    api_secret: SecretStr = SecretStr("")
+    api_token_v2: SecretStr = SecretStr("")
+
+
+class PersonaClickSettings(VendorSettings):
+    shop_id: str = Field(min_length=1)
+    shop_secret: SecretStr
+    segments: dict[str, int] = Field(default_factory=dict)
+
+
+class InfinitySettings(VendorSettings):
+    igrp: int = Field(ge=1)
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+
+class VendorsSettings(_Model):
+    segmetrics: SegMetricsSettings | None = None
+    salesmachine: SalesmachineSettings | None = None
+    personaclick: PersonaClickSettings | None = None
+    infinity: InfinitySettings | None = None
+
+
+# Documented default limits (vendors.md); a vendor's `rate_per_second` overrides its entry.
+DEFAULT_RATE_PER_SECOND: Mapping[str, float] = {"salesmachine": 900 / 300}
+
+
+class DeliverySettings(_Model):
+    timeout_seconds: float = Field(10, gt=0, le=300)
+    schedule_seconds: tuple[float, ...] = Field(
+        (5, 30, 120, 600, 1800, 7200, 21600, 43200, 86400), min_length=1
+    )
+    dedupe_seconds: int = Field(604_800, gt=0)
+    jitter: float = Field(0.2, ge=0, le=1)
+
+    @field_validator("schedule_seconds")
+    @classmethod
+    def _positive(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(s <= 0 for s in v):
+            raise ValueError("every wait must be greater than 0")
+        return v
+
+    @property
+    def max_tries(self) -> int:
+        return len(self.schedule_seconds) + 1
+
+
+class WorkerSettings(_Model):
+    max_jobs: int = Field(200, gt=0)
+    poll_delay_seconds: float = Field(0.01, gt=0)
+
+
+class Settings(_Model):
+    redis_url: str = Field("redis://localhost:6379/0", pattern=r"^(redis|rediss|unix)://")
+    namespace: str = Field("sluice", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    ingress: IngressSettings = IngressSettings()
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+    vendors: VendorsSettings = VendorsSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    worker: WorkerSettings = WorkerSettings()
+    routes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, v: dict[str, SourceSettings]) -> dict[str, SourceSettings]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+                raise ValueError(f"source name {name!r} must be 1-64 characters of A-Z a-z 0-9 _ -")
+        return v
+
+    @field_validator("routes")
+    @classmethod
+    def _known_routes(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for event_type, names in v.items():
+            if event_type not in EVENT_TYPES:
+                raise ValueError(f"unknown event type {event_type!r}")
+            for name in names:
+                if not is_operation(name):
+                    raise ValueError(f"{event_type}: unknown operation {name!r}")
+        return v
+
+    @property
+    def route_table(self) -> dict[str, tuple[str, ...]]:
+        """The default routing table with the `[routes]` rows put in place."""
+        return {**DEFAULT_ROUTES, **self.routes}
+
+    def vendor(self, name: str) -> VendorSettings | None:
+        return getattr(self.vendors, name, None)  # type: ignore[no-any-return]
+
+    def rate_per_second(self, vendor: str) -> float | None:
+        cfg = self.vendor(vendor)
+        if cfg is not None and cfg.rate_per_second is not None:
+            return cfg.rate_per_second
+        return DEFAULT_RATE_PER_SECOND.get(vendor)
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, so tests can prove none leaks into logs, metrics or dead letters."""
+        found: list[str] = []
+
+        def walk(node: Any) -> None:
+            if isinstance(node, SecretStr):
+                if node.get_secret_value():
+                    found.append(node.get_secret_value())
+            elif isinstance(node, BaseModel):
+                for field in type(node).model_fields:
+                    walk(getattr(node, field))
+            elif isinstance(node, dict):
+                for item in node.values():
+                    walk(item)
+            elif isinstance(node, (list, tuple)):
+                for item in node:
+                    walk(item)
+
+        walk(self)
+        return found
+
+
+def _interpolate(node: Any, environ: Mapping[str, str], path: str) -> Any:
+    if isinstance(node, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in environ:
+                raise ConfigError(path, f"environment variable {name} is not set")
+            return environ[name]
+
+        return _ENV_REF.sub(replace, node)
+    if isinstance(node, dict):
+        return {k: _interpolate(v, environ, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, environ, f"{path}[{i}]") for i, v in enumerate(node)]
+    return node
+
+
+def _first_problem(exc: ValidationError) -> ConfigError:
+    err = exc.errors(include_url=False)[0]
+    key = ".".join(str(part) for part in err["loc"])
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    return ConfigError(key, msg)
+
+
+def settings_from_mapping(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from a parsed TOML mapping: `${NAME}` interpolated, REDIS_URL applied, then validated."""
+    environ = os.environ if environ is None else environ
+    resolved = _interpolate(dict(data), environ, "")
+    if environ.get("REDIS_URL"):
+        resolved["redis_url"] = environ["REDIS_URL"]
+    try:
+        return Settings.model_validate(resolved)
+    except ValidationError as exc:
+        raise _first_problem(exc) from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the file named by SLUICE_CONFIG (default ./sluice.toml)."""
+    environ = os.environ if environ is None else environ
+    path = environ.get("SLUICE_CONFIG") or "./sluice.toml"
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("SLUICE_CONFIG", f"config file {path} not found") from None
+    except OSError as exc:
+        raise ConfigError("SLUICE_CONFIG", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{path} is not valid TOML: {exc}") from None
+    return settings_from_mapping(data, environ)
+
+
+def load_or_exit(environ: Mapping[str, str] | None = None) -> Settings:
+    """For entry points: the settings, or one line naming the key and the problem, then exit status 2."""
+    try:
+        return load_settings(environ)
+    except ConfigError as exc:
+        print(f"sluice: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
