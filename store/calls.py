@@ -1,0 +1,73 @@
+"""The ledger: the state of every vendor call of an event, one Redis hash per event.
+
+Field `vendor.operation` holds a JSON call state. A call marked `succeeded` is never sent again for that
+event, whatever happens later (duplicate webhook, job retry, replay, worker crash after the write).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import orjson
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    SKIPPED = "skipped"
+    RETRYING = "retrying"
+    DEAD = "dead"
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.SUCCEEDED, Status.SKIPPED, Status.DEAD)
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    status: Status = Status.PENDING
+    attempts: int = 0
+    last_error: dict[str, Any] | None = None
+    first_failed_at: float | None = None
+    last_failed_at: float | None = None
+    next_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def loads(cls, raw: bytes | str | None) -> CallState:
+        if not raw:
+            return cls()
+        data = orjson.loads(raw)
+        data["status"] = Status(data.get("status", "pending"))
+        known = {k: data.pop(k) for k in list(data) if k in cls.__dataclass_fields__ and k != "extra"}
+        return cls(**known, extra=data)
+
+    def dumps(self) -> bytes:
+        data = asdict(self)
+        data.update(data.pop("extra"))
+        return orjson.dumps(data)
+
+    def succeeded(self) -> CallState:
+        return replace(self, status=Status.SUCCEEDED, attempts=self.attempts + 1, next_at=None)
+
+    def failed(self, error: dict[str, Any], now: float, *, next_at: float | None) -> CallState:
+        return replace(
+            self,
+            status=Status.RETRYING if next_at is not None else Status.DEAD,
+            attempts=self.attempts + 1,
+            last_error=error,
+            first_failed_at=self.first_failed_at if self.first_failed_at is not None else now,
+            last_failed_at=now,
+            next_at=next_at,
+        )
+
+    def deferred(self, until: float) -> CallState:
+        """Held back (e.g. by the rate limit) without using a try."""
+        status = Status.RETRYING if self.attempts else Status.PENDING
+        return replace(self, status=status, next_at=until)
+
+    def view(self) -> dict[str, Any]:
+        """The per-call object of the admin event view (SPEC section 7)."""
+        return {"status": self.status.value, "attempts": self.attempts, "last_error": self.last_error}

@@ -1,0 +1,241 @@
+"""The dead-letter store (SPEC section 5 rule 4, section 7): calls that could not be delivered.
+
+Layout: `<ns>:dl:<id>` holds the dead letter's JSON; `<ns>:dl-index` orders ids by last_failed_at (ms);
+`<ns>:dl-count` counts them per vendor. Writing a dead letter and marking its call `dead` in the ledger is one
+Lua script, so a crash can never leave one without the other. Replaying puts the call back to `pending` with a
+fresh try count and enqueues a delivery job in the same script; the idempotency key stays the same.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from core.clock import Clock, parse_rfc3339, rfc3339, system_clock
+from store.calls import CallState
+from store.intake import Intake, job_bytes
+from store.keys import Keys
+
+PUT_LUA = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
+redis.call('HINCRBY', KEYS[4], ARGV[6], 1)
+return 1
+"""
+
+DELETE_LUA = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[3], ARGV[2], -1)
+return 1
+"""
+
+REPLAY_LUA = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[3], ARGV[2], -1)
+redis.call('HSET', KEYS[4], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[4], ARGV[6])
+redis.call('SET', KEYS[5], ARGV[5], 'EX', ARGV[6])
+redis.call('PSETEX', KEYS[6], ARGV[8], ARGV[7])
+redis.call('ZADD', KEYS[7], ARGV[10], ARGV[9])
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Dead-letter filters of the admin API and CLI; `since`/`until` compare with last_failed_at."""
+
+    vendor: str | None = None
+    type: str | None = None
+    source: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Any]) -> Filter:
+        """From query parameters or a JSON body; ValueError naming the bad field."""
+        times: dict[str, float | None] = {}
+        for name in ("since", "until"):
+            raw = params.get(name)
+            if raw in (None, ""):
+                times[name] = None
+                continue
+            try:
+                times[name] = parse_rfc3339(str(raw))
+            except ValueError:
+                raise ValueError(f"{name}: not an RFC 3339 time with an offset") from None
+        text = {}
+        for name in ("vendor", "type", "source"):
+            raw = params.get(name)
+            if raw not in (None, "") and not isinstance(raw, str):
+                raise ValueError(f"{name}: must be a string")
+            text[name] = raw or None
+        return cls(**text, **times)
+
+    def matches(self, letter: Mapping[str, Any]) -> bool:
+        return (
+            (self.vendor is None or letter.get("vendor") == self.vendor)
+            and (self.type is None or letter.get("event_type") == self.type)
+            and (self.source is None or letter.get("source") == self.source)
+        )
+
+
+def new_id(now: float) -> str:
+    """Time-ordered and unique: 12 hex digits of milliseconds, then 8 random hex digits."""
+    return f"dl_{int(now * 1000):012x}{secrets.token_hex(4)}"
+
+
+def dead_letter_record(
+    *,
+    dl_id: str,
+    source: str,
+    event: Mapping[str, Any],
+    vendor: str,
+    operation: str,
+    idempotency_key: str,
+    state: CallState,
+) -> dict[str, Any]:
+    """The dead letter of SPEC rule 4, from the call's final state."""
+    assert state.first_failed_at is not None and state.last_failed_at is not None
+    return {
+        "id": dl_id,
+        "source": source,
+        "event_id": event["id"],
+        "event_type": event["type"],
+        "vendor": vendor,
+        "operation": operation,
+        "idempotency_key": idempotency_key,
+        "attempts": state.attempts,
+        "first_failed_at": rfc3339(state.first_failed_at),
+        "last_failed_at": rfc3339(state.last_failed_at),
+        "error": state.last_error,
+        "event": dict(event),
+    }
+
+
+class DeadLetterStore:
+    def __init__(self, redis: Redis, keys: Keys, intake: Intake, clock: Clock = system_clock) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.intake = intake
+        self.clock = clock
+        self.put_script = redis.register_script(PUT_LUA)
+        self._delete = redis.register_script(DELETE_LUA)
+        self._replay = redis.register_script(REPLAY_LUA)
+
+    def put_args(self, letter: Mapping[str, Any], state: CallState) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of the atomic write (call marked dead + dead letter stored), for batching."""
+        source, event_id = letter["source"], letter["event_id"]
+        assert state.last_failed_at is not None
+        keys = [self.keys.calls(source, event_id), self.keys.dead_letter(letter["id"]), self.keys.dead_index,
+                self.keys.dead_counts]
+        args = [f"{letter['vendor']}.{letter['operation']}", state.dumps(), orjson.dumps(letter),
+                int(state.last_failed_at * 1000), letter["id"], letter["vendor"], self.intake.event_ttl]
+        return keys, args
+
+    async def put(self, letter: Mapping[str, Any], state: CallState) -> None:
+        keys, args = self.put_args(letter, state)
+        await self.put_script(keys=keys, args=args)
+
+    async def get(self, dl_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self.keys.dead_letter(dl_id))
+        return orjson.loads(raw) if raw else None
+
+    async def delete(self, dl_id: str) -> bool:
+        letter = await self.get(dl_id)
+        if letter is None:
+            return False
+        keys = [self.keys.dead_letter(dl_id), self.keys.dead_index, self.keys.dead_counts]
+        return bool(await self._delete(keys=keys, args=[dl_id, letter["vendor"]]))
+
+    async def counts(self) -> dict[str, int]:
+        raw = await self.redis.hgetall(self.keys.dead_counts)
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    async def iterate(self, flt: Filter = Filter(), cursor: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Matching dead letters, oldest first, starting after `cursor`."""
+        async for _, letter in self._scan(flt, cursor):
+            yield letter
+
+    async def _scan(self, flt: Filter, cursor: str | None) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(cursor of the letter, letter) for each match, in index order."""
+        low: float | str = "-inf" if flt.since is None else int(flt.since * 1000)
+        high: float | str = "+inf" if flt.until is None else int(flt.until * 1000)
+        after: tuple[int, str] | None = None
+        if cursor:
+            after = parse_cursor(cursor)
+            low = after[0] if low == "-inf" else max(int(low), after[0])
+        offset = 0
+        while True:
+            page = await self.redis.zrangebyscore(self.keys.dead_index, low, high, start=offset, num=500,
+                                                  withscores=True)
+            if not page:
+                return
+            offset += len(page)
+            entries = [(int(s), m.decode()) for m, s in page]
+            entries = [e for e in entries if after is None or e > after]
+            if not entries:
+                continue
+            raws = await self.redis.mget([self.keys.dead_letter(i) for _, i in entries])
+            for (score, dl_id), raw in zip(entries, raws, strict=True):
+                if raw:
+                    letter = orjson.loads(raw)
+                    if flt.matches(letter):
+                        yield f"{score}:{dl_id}", letter
+
+    async def list(self, flt: Filter = Filter(), *, limit: int = 100, cursor: str | None = None
+                   ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page: up to `limit` letters and the cursor of the next page (None at the end)."""
+        items: list[dict[str, Any]] = []
+        last = ""
+        async for position, letter in self._scan(flt, cursor):
+            if len(items) == limit:
+                return items, last
+            items.append(letter)
+            last = position
+        return items, None
+
+    async def replay(self, dl_id: str) -> bool:
+        """Back to the queue with a fresh try count and the same idempotency key; False if unknown."""
+        letter = await self.get(dl_id)
+        if letter is None:
+            return False
+        keys, args = self.replay_args(letter)
+        return bool(await self._replay(keys=keys, args=args))
+
+    def replay_args(self, letter: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+        source, event_id, dl_id = letter["source"], letter["event_id"], letter["id"]
+        now_ms = int(self.clock() * 1000)
+        job_id = self.keys.job_id(source, event_id, f"replay-{dl_id}")
+        keys = [self.keys.dead_letter(dl_id), self.keys.dead_index, self.keys.dead_counts,
+                self.keys.calls(source, event_id), self.keys.event(source, event_id), f"arq:job:{job_id}",
+                self.keys.queue]
+        args = [dl_id, letter["vendor"], f"{letter['vendor']}.{letter['operation']}", CallState().dumps(),
+                orjson.dumps(letter["event"]), self.intake.event_ttl, job_bytes(source, event_id, now_ms),
+                self.intake.job_ttl_ms, job_id, now_ms]
+        return keys, args
+
+    async def replay_batch(self, letters: list[Mapping[str, Any]]) -> int:
+        """Replay several letters in one round trip; how many were still there to replay."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for letter in letters:
+                keys, args = self.replay_args(letter)
+                await self._replay(keys=keys, args=args, client=pipe)
+            results = await pipe.execute()
+        return sum(1 for r in results if r)
+
+
+def parse_cursor(cursor: str) -> tuple[int, str]:
+    score, sep, dl_id = cursor.partition(":")
+    if not sep or not score.isdigit() or not dl_id:
+        raise ValueError("cursor: not a cursor returned by this API")
+    return int(score), dl_id

@@ -1,0 +1,95 @@
+"""arq wiring: the worker's settings, and its start-up and shut-down hooks.
+
+Timing rules that arq imposes and how they are met (SPEC section 5 rules 5 and 6):
+- a dead worker's job is picked up once its in-progress key expires, `job_timeout` + 10 s after it started;
+  job_timeout = timeout_seconds + the rate limiter's longest wait + 15 s keeps that within timeout_seconds + 30 s;
+- a run's calls go out concurrently, each bounded by timeout_seconds, so a run fits in job_timeout;
+- only `arq.Retry` reschedules and arq stops calling a job after max_tries, so max_tries is effectively
+  unbounded: our own per-call try count (the ledger) decides when a call is dead;
+- arq's job key does not outlive its first TTL, so the intake sets it to the whole delivery horizon;
+- on SIGTERM arq stops picking jobs and waits job_completion_wait for running ones, then cancels what is left,
+  which stays in the queue and is taken up again.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+import orjson
+from arq import func
+from arq.connections import RedisSettings
+from redis.asyncio import Redis
+
+from config.settings import Settings
+from core.clock import Clock, system_clock
+from core.routing import VENDORS
+from handlers.registry import Vendors, build_http_client
+from store.batch import PipelineBatcher
+from store.dead_letters import DeadLetterStore
+from store.intake import DELIVER, Intake
+from store.keys import Keys
+from worker.deliver import deliver
+from worker.deps import Deps
+from worker.ratelimit import RateLimiter
+from worker.retry import RetryPolicy
+
+RATE_MAX_WAIT = 2.0
+UNBOUNDED_TRIES = 1_000_000
+
+
+def job_timeout(settings: Settings) -> int:
+    return math.ceil(settings.delivery.timeout_seconds + RATE_MAX_WAIT + 15)
+
+
+async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors: Any = None,
+                     clock: Clock = system_clock, rng: random.Random | None = None) -> Deps:
+    """Everything a job needs. `vendors` defaults to the real clients; tests may pass another VendorPort."""
+    redis = redis or Redis.from_url(settings.redis_url)
+    keys = Keys(settings.namespace)
+    http = None
+    if vendors is None:
+        http = build_http_client(settings)
+        vendors = Vendors(settings, http)
+    intake = Intake(redis, keys, settings.delivery, clock)
+    rates = {v: settings.rate_per_second(v) for v in VENDORS}
+    return Deps(
+        settings=settings, keys=keys, redis=redis, http=http, vendors=vendors, intake=intake,
+        dead_letters=DeadLetterStore(redis, keys, intake, clock),
+        limiter=RateLimiter(redis, keys, rates, max_wait=RATE_MAX_WAIT), batcher=PipelineBatcher(redis),
+        policy=RetryPolicy.from_settings(settings.delivery), clock=clock, rng=rng or random.Random(),
+        lease_ms=(job_timeout(settings) + 5) * 1000,
+    )
+
+
+def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments for arq.Worker (or run_worker)."""
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        if "deps" not in ctx:
+            ctx["deps"] = await build_deps(settings)
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        deps: Deps | None = ctx.get("deps")
+        if deps is not None and deps.http is not None:
+            await deps.http.aclose()
+
+    options: dict[str, Any] = {
+        "functions": [func(deliver, name=DELIVER, max_tries=UNBOUNDED_TRIES)],
+        "queue_name": Keys(settings.namespace).queue,
+        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "max_jobs": settings.worker.max_jobs,
+        "poll_delay": settings.worker.poll_delay_seconds,
+        "job_timeout": job_timeout(settings),
+        "max_tries": UNBOUNDED_TRIES,
+        "keep_result": 0,
+        "job_serializer": orjson.dumps,
+        "job_deserializer": orjson.loads,
+        "job_completion_wait": job_timeout(settings),
+        "health_check_interval": 60,
+    }
+    options.update(overrides)
+    return options

@@ -1,0 +1,54 @@
+"""What a worker process holds for its whole life, built in arq's on_startup and passed to every job."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from config.settings import Settings
+from core.clock import Clock
+from store.batch import PipelineBatcher
+from store.dead_letters import DeadLetterStore
+from store.intake import Intake
+from store.keys import Keys
+from worker.ratelimit import RateLimiter
+from worker.retry import RetryPolicy
+
+
+class VendorPort(Protocol):
+    """What delivery needs from handlers.registry.Vendors."""
+
+    def is_configured(self, vendor: str, operation: str) -> bool: ...
+
+    async def perform(
+        self, vendor: str, operation: str, event: Any, *, idempotency_key: str, timeout: float
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Deps:
+    settings: Settings
+    keys: Keys
+    redis: Redis
+    http: httpx.AsyncClient | None
+    vendors: VendorPort
+    intake: Intake
+    dead_letters: DeadLetterStore
+    limiter: RateLimiter
+    batcher: PipelineBatcher
+    policy: RetryPolicy
+    clock: Clock
+    rng: random.Random
+    lease_ms: int
+
+
+def queue_script(pipe: Pipeline, script: Any, keys: list[str], args: list[Any]) -> int:
+    """Add a registered Lua script to a pipeline (loaded first if Redis lost it, e.g. after a restart)."""
+    pipe.scripts.add(script)
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+    return 1
