@@ -1,0 +1,50 @@
+"""The pipeline batcher: concurrent submissions share a round trip, each gets its own replies."""
+
+import asyncio
+
+import pytest
+import redis.asyncio as aredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+
+from store.batch import PipelineBatcher
+
+
+async def test_each_caller_gets_its_own_replies(redis_client, namespace) -> None:
+    batcher = PipelineBatcher(redis_client)
+
+    async def bump(i: int) -> list:
+        def queue(pipe) -> int:
+            pipe.incr(f"{namespace}:n")
+            pipe.set(f"{namespace}:k{i}", i)
+            return 2
+
+        return await batcher.submit(queue)
+
+    results = await asyncio.gather(*(bump(i) for i in range(100)))
+    assert sorted(r[0] for r in results) == list(range(1, 101))
+    assert all(r[1] is True for r in results)
+
+
+async def test_an_error_reply_is_raised_to_its_caller_only(redis_client, namespace) -> None:
+    batcher = PipelineBatcher(redis_client)
+    await redis_client.set(f"{namespace}:str", "x")
+
+    def bad(pipe) -> int:
+        pipe.incr(f"{namespace}:str")
+        return 1
+
+    def good(pipe) -> int:
+        pipe.incr(f"{namespace}:ok")
+        return 1
+
+    outcome = await asyncio.gather(batcher.submit(bad), batcher.submit(good), return_exceptions=True)
+    assert isinstance(outcome[0], ResponseError) and outcome[1] == [1]
+
+
+async def test_redis_down_fails_every_caller() -> None:
+    client = aredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    batcher = PipelineBatcher(client)
+    with pytest.raises(RedisConnectionError):
+        await batcher.submit(lambda pipe: pipe.ping() and 1)
+    await client.aclose()
