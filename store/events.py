@@ -1,0 +1,34 @@
+"""Reading an accepted event back with the state of each of its calls (admin API and CLI)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from core.routing import plan
+from store.calls import CallState
+from store.keys import Keys
+
+
+async def event_view(
+    redis: Redis, keys: Keys, routes: Mapping[str, tuple[str, ...]], source: str, event_id: str
+) -> dict[str, Any] | None:
+    """`{"event": ..., "calls": [...]}` of SPEC section 7, or None when the event is unknown (or expired)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(keys.event(source, event_id))
+        pipe.hgetall(keys.calls(source, event_id))
+        body, raw_states = await pipe.execute()
+    if body is None:
+        return None
+    event = orjson.loads(body)
+    states = {k.decode(): CallState.loads(v) for k, v in raw_states.items()}
+    names = [f"{vendor}.{operation}" for vendor, operation in plan(event, routes)]
+    names += [name for name in states if name not in names]  # calls of an earlier routing table
+    calls = []
+    for name in names:
+        vendor, _, operation = name.partition(".")
+        calls.append({"vendor": vendor, "operation": operation, **states.get(name, CallState()).view()})
+    return {"event": event, "calls": calls}
