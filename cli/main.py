@@ -1,0 +1,230 @@
+"""`sluice`: inspect and replay dead letters, look at an event, send a signed sample event.
+
+Every command reads the config from SLUICE_CONFIG and talks to Redis directly (`send` posts to the ingress).
+Errors are one line on stderr and exit status 1 (2 for a bad config), never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import httpx
+import orjson
+import redis.asyncio as aredis
+import typer
+from redis.exceptions import RedisError
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Column, Table
+
+from cli.samples import sample_event
+from cli.signing import sign_headers
+from config.settings import Settings, load_or_exit
+from core.clock import system_clock
+from core.routing import EVENT_TYPES
+from store.dead_letters import DeadLetterStore, Filter
+from store.events import event_view
+from store.intake import Intake
+from store.keys import Keys
+
+T = TypeVar("T")
+
+app = typer.Typer(help="Operate sluice: dead letters, events, sample webhooks.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+dlq = typer.Typer(help="Inspect, replay and purge dead letters.", no_args_is_help=True)
+events = typer.Typer(help="Look at accepted events.", no_args_is_help=True)
+app.add_typer(dlq, name="dlq")
+app.add_typer(events, name="events")
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+Vendor = Annotated[str | None, typer.Option(help="Only this vendor.")]
+Type = Annotated[str | None, typer.Option("--type", help="Only this event type.")]
+Source = Annotated[str | None, typer.Option(help="Only this source.")]
+Since = Annotated[str | None, typer.Option(help="last_failed_at at or after this RFC 3339 time.")]
+Until = Annotated[str | None, typer.Option(help="last_failed_at at or before this RFC 3339 time.")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable JSON output.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Only count what would be done.")]
+
+
+def fail(message: str) -> None:
+    err.print(f"sluice: {message}", highlight=False, markup=False)
+    raise typer.Exit(1)
+
+
+def run(work: Callable[[Settings, aredis.Redis], Awaitable[T]]) -> T:
+    """Load settings, open Redis, run `work`, and turn Redis and input errors into one line."""
+    settings = load_or_exit()
+    client = aredis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
+
+    async def main() -> T:
+        try:
+            return await work(settings, client)
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(main())
+    except RedisError as exc:
+        fail(f"cannot reach Redis at {settings.redis_url.split('@')[-1]}: {exc}")
+    except ValueError as exc:
+        fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+def store_for(settings: Settings, client: aredis.Redis) -> DeadLetterStore:
+    keys = Keys(settings.namespace)
+    return DeadLetterStore(client, keys, Intake(client, keys, settings.delivery))
+
+
+def make_filter(vendor: str | None, type_: str | None, source: str | None, since: str | None,
+                until: str | None) -> Filter:
+    try:
+        return Filter.parse({"vendor": vendor, "type": type_, "source": source, "since": since, "until": until})
+    except ValueError as exc:
+        fail(str(exc))
+    raise AssertionError("unreachable")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@dlq.command("list")
+def dlq_list(vendor: Vendor = None, type_: Type = None, source: Source = None, since: Since = None,
+             until: Until = None, limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
+             cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+             as_json: Json = False) -> None:
+    """List dead letters, oldest first."""
+    flt = make_filter(vendor, type_, source, since, until)
+    items, next_cursor = run(lambda s, r: store_for(s, r).list(flt, limit=limit, cursor=cursor))
+    if as_json:
+        print_json({"items": items, "next_cursor": next_cursor})
+        return
+    table = Table("last failed", "source", "event", "type", "vendor.operation", "tries", "error")
+    table.columns.insert(0, Column("id", no_wrap=True, min_width=23))
+    for dl in items:
+        error = dl["error"] or {}
+        table.add_row(dl["id"], dl["last_failed_at"], dl["source"], dl["event_id"], dl["event_type"],
+                      f"{dl['vendor']}.{dl['operation']}", str(dl["attempts"]),
+                      f"{error.get('status') or '-'} {error.get('message', '')}"[:60])
+    out.print(table)
+    if next_cursor:
+        out.print(f"more: --cursor {next_cursor}", highlight=False)
+
+
+@dlq.command("show")
+def dlq_show(dl_id: str, as_json: Json = True) -> None:
+    """Show one dead letter in full."""
+    letter = run(lambda s, r: store_for(s, r).get(dl_id))
+    if letter is None:
+        fail(f"no dead letter {dl_id}")
+    print_json(letter)
+
+
+async def _bulk(store: DeadLetterStore, flt: Filter, dry_run: bool, action: str, show: bool) -> int:
+    letters = [letter async for letter in store.iterate(flt)]
+    if dry_run or not letters:
+        return len(letters)
+    done = 0
+    with Progress(console=err, disable=not show) as progress:
+        task = progress.add_task(action, total=len(letters))
+        for i in range(0, len(letters), 500):
+            chunk = letters[i : i + 500]
+            if action == "replay":
+                done += await store.replay_batch(chunk)
+            else:
+                done += sum([await store.delete(dl["id"]) for dl in chunk])
+            progress.advance(task, len(chunk))
+    return done
+
+
+def _one_or_many(action: str, dl_id: str | None, flt: Filter, dry_run: bool, as_json: bool) -> None:
+    async def work(s: Settings, r: aredis.Redis) -> int:
+        store = store_for(s, r)
+        if dl_id is None:
+            return await _bulk(store, flt, dry_run, action, show=not as_json)
+        if dry_run:
+            return int(await store.get(dl_id) is not None)
+        ok = await (store.replay(dl_id) if action == "replay" else store.delete(dl_id))
+        if not ok:
+            fail(f"no dead letter {dl_id}")
+        return 1
+
+    count = run(work)
+    word = {"replay": "replayed", "purge": "purged"}[action]
+    key = f"would_{action}" if dry_run else word
+    if as_json:
+        print_json({key: count})
+    else:
+        out.print(f"{'would ' + action if dry_run else word}: {count}", highlight=False)
+
+
+@dlq.command("replay")
+def dlq_replay(dl_id: Annotated[str | None, typer.Argument(help="One dead letter; omit to use the filters.")] = None,
+               vendor: Vendor = None, type_: Type = None, source: Source = None, since: Since = None,
+               until: Until = None, dry_run: DryRun = False, as_json: Json = False) -> None:
+    """Queue dead letters again, with a fresh try count and the same idempotency key."""
+    _one_or_many("replay", dl_id, make_filter(vendor, type_, source, since, until), dry_run, as_json)
+
+
+@dlq.command("purge")
+def dlq_purge(dl_id: Annotated[str | None, typer.Argument(help="One dead letter; omit to use the filters.")] = None,
+              vendor: Vendor = None, type_: Type = None, source: Source = None, since: Since = None,
+              until: Until = None, dry_run: DryRun = False, as_json: Json = False) -> None:
+    """Delete dead letters for good."""
+    _one_or_many("purge", dl_id, make_filter(vendor, type_, source, since, until), dry_run, as_json)
+
+
+@events.command("show")
+def events_show(source: str, event_id: str, as_json: Json = False) -> None:
+    """An accepted event and the state of each of its vendor calls."""
+    view = run(lambda s, r: event_view(r, Keys(s.namespace), s.route_table, source, event_id))
+    if view is None:
+        fail(f"no event {event_id} from source {source}")
+    assert view is not None
+    if as_json:
+        print_json(view)
+        return
+    out.print(f"{source}/{event_id}: {view['event'].get('type')}", highlight=False)
+    table = Table("vendor", "operation", "status", "tries", "last error")
+    for call in view["calls"]:
+        error = call["last_error"] or {}
+        table.add_row(call["vendor"], call["operation"], call["status"], str(call["attempts"]),
+                      f"{error.get('status') or ''} {error.get('message', '')}".strip())
+    out.print(table)
+
+
+@app.command("send")
+def send(event_type: Annotated[str, typer.Argument(help="One of: " + ", ".join(EVENT_TYPES))],
+         source: Annotated[str, typer.Option(help="The source to sign for (from the config).")],
+         url: Annotated[str, typer.Option(help="The ingress base URL.")] = "http://127.0.0.1:8000",
+         event_id: Annotated[str | None, typer.Option("--id", help="Event id (default: a new one).")] = None) -> None:
+    """Build a sample event of TYPE, sign it as SOURCE's platform does, post it, print the answer."""
+    settings = load_or_exit()
+    if event_type not in EVENT_TYPES:
+        fail(f"unknown event type {event_type!r}; one of {', '.join(EVENT_TYPES)}")
+    cfg = settings.sources.get(source)
+    if cfg is None:
+        fail(f"no source {source!r} in the config; configured: {', '.join(settings.sources) or 'none'}")
+    assert cfg is not None
+    now = system_clock()
+    body = orjson.dumps(sample_event(event_type, now, event_id))
+    headers = {"content-type": "application/json",
+               **sign_headers(cfg.scheme, cfg.secrets[0].get_secret_value(), body, now)}
+    target = f"{url.rstrip('/')}/webhooks/{source}"
+    try:
+        response = httpx.post(target, content=body, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        fail(f"cannot post to {target}: {exc}")
+    out.print(f"{response.status_code} {response.text}", highlight=False, markup=False)
+    if response.status_code >= 300:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()
