@@ -62,3 +62,10 @@ class PipelineBatcher:
             if not fut.done():
                 fut.set_result(list(replies[start : start + count]))
             start += count
+
+
+def queue_script(pipe: Pipeline, script: Any, keys: list[str], args: list[Any]) -> int:
+    """Add a registered Lua script to a pipeline (loaded first if Redis lost it, e.g. after a restart)."""
+    pipe.scripts.add(script)
+    pipe.evalsha(script.sha, len(keys), *keys, *args)
+    return 1

@@ -22,7 +22,8 @@ from core.routing import plan
 from store.calls import CallState, Status
 from store.dead_letters import dead_letter_record, new_id
 from store.metrics import record_call
-from worker.deps import Deps, queue_script
+from store.batch import queue_script
+from worker.deps import Deps
 
 log = structlog.get_logger("sluice.worker")
 

@@ -8,7 +8,6 @@ from typing import Any, Protocol
 
 import httpx
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from config.settings import Settings
 from core.clock import Clock
@@ -45,10 +44,3 @@ class Deps:
     clock: Clock
     rng: random.Random
     lease_ms: int
-
-
-def queue_script(pipe: Pipeline, script: Any, keys: list[str], args: list[Any]) -> int:
-    """Add a registered Lua script to a pipeline (loaded first if Redis lost it, e.g. after a restart)."""
-    pipe.scripts.add(script)
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
-    return 1
