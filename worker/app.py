@@ -46,6 +46,7 @@ def job_timeout(settings: Settings) -> int:
 async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors: Any = None,
                      clock: Clock = system_clock, rng: random.Random | None = None) -> Deps:
     """Everything a job needs. `vendors` defaults to the real clients; tests may pass another VendorPort."""
+    owns_redis = redis is None
     redis = redis or Redis.from_url(settings.redis_url)
     keys = Keys(settings.namespace)
     http = None
@@ -59,7 +60,7 @@ async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors:
         dead_letters=DeadLetterStore(redis, keys, intake, clock),
         limiter=RateLimiter(redis, keys, rates, max_wait=RATE_MAX_WAIT), batcher=PipelineBatcher(redis),
         policy=RetryPolicy.from_settings(settings.delivery), clock=clock, rng=rng or random.Random(),
-        lease_ms=(job_timeout(settings) + 5) * 1000,
+        lease_ms=(job_timeout(settings) + 5) * 1000, owns_redis=owns_redis,
     )
 
 
@@ -69,11 +70,11 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     async def startup(ctx: dict[str, Any]) -> None:
         if "deps" not in ctx:
             ctx["deps"] = await build_deps(settings)
+            ctx["owned_deps"] = True
 
     async def shutdown(ctx: dict[str, Any]) -> None:
-        deps: Deps | None = ctx.get("deps")
-        if deps is not None and deps.http is not None:
-            await deps.http.aclose()
+        if ctx.get("owned_deps"):
+            await ctx["deps"].aclose()
 
     options: dict[str, Any] = {
         "functions": [func(deliver, name=DELIVER, max_tries=UNBOUNDED_TRIES)],

@@ -44,3 +44,10 @@ class Deps:
     clock: Clock
     rng: random.Random
     lease_ms: int
+    owns_redis: bool = False
+
+    async def aclose(self) -> None:
+        if self.http is not None:
+            await self.http.aclose()
+        if self.owns_redis:
+            await self.redis.aclose()
