@@ -1,0 +1,157 @@
+"""The ingress application: `create_app` (the factory uvicorn runs), its lifespan and its routes.
+
+`create_app` checks the sources' secrets once (a bad one stops startup), the lifespan opens one Redis client
+and the acceptor (`store.intake.Intake` unless another is injected) and hands them to requests as
+`request.state.ingress` (an `IngressState`). Routes come from `build_routes`. The seams for what comes
+later (/metrics, /openapi.json, /admin/...): `extra_routes` join the route list, `resources` add their own
+lifespan-built state, `observers` see every webhook's `WebhookResult`, and `acceptor` swaps the store
+(e.g. `store.intake.BatchingIntake`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from config.logging import configure_logging
+from config.settings import DeliverySettings, Settings, load_or_exit
+from core.clock import Clock, system_clock
+from core.errors import ConfigError
+from core.signatures import Verifier, build_verifier
+from ingress.responses import ORJSONResponse, error
+from ingress.state import Acceptor, IngressState, Observer
+from ingress.webhooks import receive_webhook
+from store.intake import Intake
+from store.keys import Keys
+
+REDIS_CONNECT_TIMEOUT = 1.0
+REDIS_SOCKET_TIMEOUT = 2.0
+"""Short, so a Redis that is down or stuck turns into a quick 503 rather than a hung sender."""
+
+AcceptorFactory = Callable[[Redis, Keys, DeliverySettings, Clock], Acceptor]
+Resource = Callable[[IngressState], contextlib.AbstractAsyncContextManager[Mapping[str, Any]]]
+"""Entered by the lifespan after the core state is built; what it yields joins the request state
+(e.g. `{"admin": Admin(...)}` found at `request.state.admin`), and it is exited at shutdown."""
+
+
+def build_verifiers(settings: Settings) -> dict[str, Verifier]:
+    """One verifier per source, keys decoded once; ConfigError naming the source's key when a secret is unusable."""
+    return {
+        name: build_verifier(
+            source.scheme,
+            [s.get_secret_value() for s in source.secrets],
+            settings.ingress.tolerance_seconds,
+            key=f"sources.{name}.secrets",
+        )
+        for name, source in settings.sources.items()
+    }
+
+
+async def healthz(request: Request) -> Response:
+    return ORJSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    state: IngressState = request.state.ingress
+    try:
+        await state.redis.ping()
+    except (RedisError, OSError):
+        return error(503, "unavailable")
+    return ORJSONResponse({"status": "ok"})
+
+
+def build_routes(extra_routes: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
+    """Every route of the ingress; `extra_routes` (metrics, OpenAPI, admin) are appended."""
+    return [
+        Route("/webhooks/{source}", receive_webhook, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        *extra_routes,
+    ]
+
+
+_HTTP_ERRORS: Mapping[int, str] = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    status: int = getattr(exc, "status_code", 500)
+    response = error(status, _HTTP_ERRORS.get(status, f"http_{status}"))
+    if getattr(exc, "headers", None):
+        response.headers.update(exc.headers)  # type: ignore[attr-defined]  # e.g. Allow on a 405
+    return response
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    return error(500, "internal_error")
+
+
+def _lifespan(
+    settings: Settings,
+    verifiers: Mapping[str, Verifier],
+    clock: Clock,
+    redis: Redis | None,
+    acceptor: AcceptorFactory,
+    observers: Sequence[Observer],
+    resources: Sequence[Resource],
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[dict[str, Any]]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        client = redis or Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+            socket_timeout=REDIS_SOCKET_TIMEOUT,
+        )
+        keys = Keys(settings.namespace)
+        state = IngressState(
+            settings=settings, keys=keys, redis=client, intake=acceptor(client, keys, settings.delivery, clock),
+            verifiers=verifiers, clock=clock, log=structlog.get_logger("sluice.ingress"),
+            observers=tuple(observers),
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            if redis is None:  # a client passed in belongs to the caller
+                stack.push_async_callback(client.aclose)
+            extra: dict[str, Any] = {}
+            for resource in resources:
+                extra.update(await stack.enter_async_context(resource(state)))
+            yield {**extra, "ingress": state}
+
+    return lifespan
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock = system_clock,
+    redis: Redis | None = None,
+    acceptor: AcceptorFactory = Intake,
+    extra_routes: Sequence[BaseRoute] = (),
+    observers: Sequence[Observer] = (),
+    resources: Sequence[Resource] = (),
+) -> Starlette:
+    """The ingress app. With no settings (uvicorn's factory call) it loads the config file and sets up logging."""
+    if settings is None:
+        configure_logging()
+        settings = load_or_exit()
+        try:
+            verifiers = build_verifiers(settings)
+        except ConfigError as exc:
+            print(f"sluice: config error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    else:
+        verifiers = build_verifiers(settings)
+    return Starlette(
+        routes=build_routes(extra_routes),
+        exception_handlers={HTTPException: http_error, Exception: internal_error},
+        lifespan=_lifespan(settings, verifiers, clock, redis, acceptor, observers, resources),
+    )

@@ -1,0 +1,136 @@
+"""`POST /webhooks/{source}`: the checks of SPEC section 3, in order, each answering with its own status.
+
+source (404) → content type (415) → declared size (413) → body read within the limit (413) → signature over
+the raw bytes (401) → JSON and schema (400) → durable store (503 when Redis fails; 202 new, 200 duplicate).
+Whatever happens, the answer is never a 500: an unexpected error is logged and answered 503, nothing stored.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from redis.exceptions import RedisError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Receive
+
+from core.errors import VerificationError
+from core.events import InvalidEvent, validate_event
+from ingress.responses import accepted, error, error_with_detail
+from ingress.state import IngressState, WebhookResult
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """`application/json` or any `application/<x>+json` (RFC 6839), parameters and case ignored.
+
+    A `charset` parameter is not inspected: the body must be UTF-8 JSON whatever it says, and the
+    JSON check answers 400 when it is not.
+    """
+    if not content_type:
+        return False
+    media = content_type.partition(";")[0].strip().lower()
+    if media == "application/json":
+        return True
+    subtype = media.removeprefix("application/")
+    return subtype != media and subtype.endswith("+json") and len(subtype) > len("+json")
+
+
+def declared_too_large(content_length: str | None, limit: int) -> bool:
+    """A Content-Length over the limit; an unreadable one is left to the streaming limit."""
+    if content_length is None or not (content_length.isascii() and content_length.isdigit()):
+        return False
+    return int(content_length) > limit
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as more than `limit` bytes arrived (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            if not chunks:
+                return chunk
+            chunks.append(chunk)
+            return b"".join(chunks)
+        if chunk:
+            chunks.append(chunk)
+
+
+def _reject(result: WebhookResult, status: int, code: str, reason: str | None = None) -> Response:
+    result.outcome = code
+    result.reason = reason
+    return error(status, code)
+
+
+async def _handle(request: Request, state: IngressState, result: WebhookResult) -> Response:
+    verifier = state.verifiers.get(result.source)
+    if verifier is None:
+        return _reject(result, 404, "unknown_source")
+    headers = request.headers
+    if not is_json_media_type(headers.get("content-type")):
+        return _reject(result, 415, "unsupported_media_type")
+    limit = state.max_body_bytes
+    if declared_too_large(headers.get("content-length"), limit):
+        return _reject(result, 413, "payload_too_large", "content-length")
+    body = await read_body(request.receive, limit)
+    if body is None:
+        return _reject(result, 413, "payload_too_large", "streamed")
+    try:
+        verifier.verify(headers, body, state.clock())
+    except VerificationError as exc:
+        return _reject(result, 401, "invalid_signature", str(exc))
+    try:
+        event = validate_event(body)
+    except InvalidEvent as exc:
+        result.outcome = "invalid_event"
+        result.reason = ",".join(d["field"] for d in exc.details)[:200]
+        return error_with_detail(400, "invalid_event", exc.details)
+    event_id: str = event["id"]
+    result.event_id = event_id
+    result.event_type = event["type"]
+    try:
+        fresh = await state.intake.accept(result.source, event_id, body)
+    except (RedisError, OSError) as exc:  # OSError covers socket errors and TimeoutError
+        return _reject(result, 503, "unavailable", type(exc).__name__)
+    result.outcome = "queued" if fresh else "duplicate"
+    return accepted(event_id, duplicate=not fresh)
+
+
+def _report(state: IngressState, result: WebhookResult) -> None:
+    fields: dict[str, Any] = {"source": result.source, "status": result.status, "outcome": result.outcome,
+                              "duration_ms": result.duration_ms}
+    if result.event_id is not None:
+        fields["event_id"] = result.event_id
+        fields["type"] = result.event_type
+    if result.reason is not None:
+        fields["reason"] = result.reason
+    state.log.info("webhook", **fields)
+    for observe in state.observers:
+        try:
+            observe(result)
+        except Exception:  # an observer (metrics) must never change the answer
+            state.log.exception("webhook observer failed")
+
+
+async def receive_webhook(request: Request) -> Response:
+    state: IngressState = request.state.ingress
+    started = time.perf_counter()
+    result = WebhookResult(source=request.path_params["source"][:100])
+    try:
+        response = await _handle(request, state, result)
+    except ClientDisconnect:
+        response = _reject(result, 400, "disconnected")  # nobody reads this answer
+    except Exception:
+        state.log.exception("webhook failed", source=result.source)
+        response = _reject(result, 503, "unavailable", "internal error")
+    result.status = response.status_code
+    result.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    _report(state, result)
+    return response
