@@ -1,1 +1,10 @@
-"""handlers package."""
+"""Vendor clients and the vendor sandbox.
+
+    handlers.registry    Vendors(settings, http).perform(vendor, operation, event, idempotency_key=, timeout=),
+                         is_configured(vendor, operation), build_http_client(settings)
+    handlers.base        the shared client: headers, time budget, `classify` (HTTP outcome -> error taxonomy),
+                         `parse_retry_after`, secret scrubbing
+    handlers.segmetrics, .salesmachine, .personaclick, .infinity
+                         one client class per vendor, a method per operation, pure payload builders
+    handlers.sandbox     local emulators of the four vendors (tests and the demo)
+"""

@@ -8,7 +8,10 @@ segment id is the `segmentRef`), groups by `filter[]=segmentGroupName-eq-value-<
 
 Creating is not idempotent (the server allocates ids), so every write is "find, then create or update":
 `upsert_segment` run twice, or re-run after a crash between creating the group and creating the segment,
-leaves one group and one segment. Several requests of one operation share its time budget.
+leaves one group and one segment. A create refused with 400/409/422 is followed by one more lookup (a
+concurrent writer may have created the segment meanwhile, and segmentRef is unique): found, it is updated.
+When duplicates exist anyway (groups have no unique key), the lowest id is used. Several requests of one
+operation share its time budget.
 
 Mapping from an event (`data.segment` = `{id, name, order, group, criteria}`):
 - segment operations use `segment.id` as segmentRef; group operations use `segment.group` as the group name;
@@ -210,8 +213,18 @@ class InfinityClient(VendorClient):
         found = await self._find_segments(call, ref)
         if found:
             await self._update(call, f"/segments/{found[0]}", form)
-        else:
+            return
+        try:
             await self._create(call, "/segments", form)
+        except PermanentError as refused:
+            # another writer may have created it since the lookup (segmentRef is unique per IGRP): re-read
+            # before giving up, and update what is there
+            if refused.status not in (400, 409, 422):
+                raise
+            found = await self._find_segments(call, ref)
+            if not found:
+                raise
+            await self._update(call, f"/segments/{found[0]}", form)
 
     async def order_segments(self, event: Event, call: Call) -> None:
         listed = (event.get("data") or {}).get("segments")

@@ -216,3 +216,23 @@ async def test_an_event_that_does_not_fit_is_permanent(vendors: Vendors, vendor:
     """A `[routes]` override can send any event to any operation: it is a dead letter, never a crash."""
     with pytest.raises(PermanentError):
         await vendors.perform(vendor, operation, event, idempotency_key=KEY, timeout=1)
+
+
+async def test_every_request_carries_the_key_and_user_agent(vendors: Vendors, sandbox: Any) -> None:
+    ops = [
+        ("segmetrics", "upsert_contact", samples.signup()),
+        ("segmetrics", "delete_invoice", samples.purchase()),
+        ("salesmachine", "track_event", samples.signup()),
+        ("salesmachine", "delete_contact", samples.contact_delete()),
+        ("personaclick", "list_segments", samples.signup()),
+        ("personaclick", "purge_profile", samples.contact_delete()),
+        ("infinity", "upsert_segment", samples.segment_upsert()),
+        ("infinity", "order_segments", samples.segment_upsert()),
+    ]
+    for n, (vendor, operation, event) in enumerate(ops):
+        await vendors.perform(vendor, operation, event, idempotency_key=f"{KEY}-{n}", timeout=2)
+    requests = sandbox.state.requests
+    assert {r.vendor for r in requests} == set(OPERATIONS)
+    for r in requests:
+        assert r.headers["user-agent"] == user_agent(), r.path
+        assert r.idempotency_key is not None and r.idempotency_key.startswith(KEY), r.path

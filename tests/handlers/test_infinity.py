@@ -88,6 +88,18 @@ async def test_upsert_after_a_create_whose_answer_was_lost(perform: Callable[...
     ]
 
 
+async def test_upsert_that_loses_a_create_race_updates(perform: Callable[..., Any], sandbox: SandboxServer) -> None:
+    """Another writer created the segment between our lookup and our create: the create is refused
+    (segmentRef is unique), the segment is read again and updated."""
+    await perform("infinity", "upsert_segment", samples.segment_upsert())
+    sandbox.state.inject("infinity", status=200, body="", method="GET", path_contains="/segments")  # stale lookup
+    await perform("infinity", "upsert_segment", samples.segment_upsert(name="Second"))
+    [segment] = segments(sandbox)
+    assert segment["segmentName"] == "Second"
+    tail = [(r.method, r.status) for r in sandbox.state.requests_for(path_contains="/segments")][-4:]
+    assert tail == [("GET", 200), ("POST", 400), ("GET", 200), ("POST", 204)]
+
+
 async def test_upsert_without_group(perform: Callable[..., Any], sandbox: SandboxServer) -> None:
     await perform("infinity", "upsert_segment", samples.segment_upsert(group=None, criteria=[]))
     [segment] = segments(sandbox)
