@@ -106,9 +106,11 @@ def basic_auth_header(username: str, password: str) -> str:
     return f"Basic {token}"
 
 
-def body_text(response: httpx.Response) -> str:
-    """The first 2 KiB of a response body as text, whatever its encoding claims."""
-    return response.content[:BODY_LIMIT].decode("utf-8", errors="replace")
+def body_text(response: httpx.Response, secrets: Iterable[str] = ()) -> str:
+    """The first 2 KiB of a response body as text, whatever its encoding claims, secrets scrubbed (before
+    cutting, so that no part of a secret survives at the edge)."""
+    head = response.content[: BODY_LIMIT * 4].decode("utf-8", errors="replace")
+    return scrub(head, secrets)[:BODY_LIMIT]
 
 
 def classify(
@@ -130,7 +132,7 @@ def classify(
         return True
     if status == 404 and missing_ok:
         return False
-    text = scrub(body_text(response), secrets)
+    text = body_text(response, secrets)
     method = response.request.method
     path = response.request.url.path  # never the query: it may carry credentials
     message = f"{vendor} answered {status} to {method} {path}"
@@ -146,7 +148,9 @@ def classify(
     raise PermanentError(message, status=status, body=text)
 
 
-def classify_exception(exc: httpx.HTTPError, *, vendor: str, method: str, path: str) -> DeliveryError:
+def classify_exception(
+    exc: httpx.HTTPError | httpx.InvalidURL, *, vendor: str, method: str, path: str
+) -> DeliveryError:
     """A transport-level failure (no usable response) as a DeliveryError: network trouble is transient,
     a request that can never be sent (bad URL, unsupported scheme) is permanent."""
     where = f"{method} {path}"
@@ -162,6 +166,14 @@ def classify_exception(exc: httpx.HTTPError, *, vendor: str, method: str, path: 
     return TransientError(f"{vendor}: {where} failed on the network ({type(exc).__name__})")
 
 
+def _url_path(url: str, fallback: str) -> str:
+    """The path of a URL (never its query, which may carry credentials)."""
+    try:
+        return httpx.URL(url).path
+    except httpx.InvalidURL:
+        return fallback
+
+
 def not_understood(vendor: str, response: httpx.Response, what: str, secrets: Iterable[str] = ()) -> PermanentError:
     """A 2xx whose body is not what the vendor documents."""
     path = response.request.url.path
@@ -169,7 +181,7 @@ def not_understood(vendor: str, response: httpx.Response, what: str, secrets: It
         f"{vendor} answered {response.status_code} to {response.request.method} {path} "
         f"with a body sluice cannot understand: {what}",
         status=response.status_code,
-        body=scrub(body_text(response), secrets),
+        body=body_text(response, secrets),
     )
 
 
@@ -239,9 +251,9 @@ class VendorClient:
                 headers=all_headers,
                 timeout=httpx.Timeout(remaining),
             )
-        except httpx.HTTPError as exc:
-            where = httpx.URL(url).path
-            raise self._scrubbed(classify_exception(exc, vendor=self.vendor, method=method, path=where)) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            error = classify_exception(exc, vendor=self.vendor, method=method, path=_url_path(url, path))
+            raise self._scrubbed(error) from None
         found = classify(
             response,
             vendor=self.vendor,

@@ -129,6 +129,20 @@ def test_transport_failures(exc: httpx.HTTPError, kind: type) -> None:
     assert type(error) is kind and error.status is None
 
 
+async def test_an_invalid_base_url_is_permanent(vendor_settings: Callable[..., Settings], http: Any) -> None:
+    vendors = Vendors(vendor_settings(segmetrics={"base_url": "http://[::1/api/v1"}), http)
+    with pytest.raises(PermanentError, match="cannot be sent"):
+        await vendors.perform("segmetrics", "upsert_contact", samples.signup(), idempotency_key=KEY, timeout=1)
+
+
+def test_secrets_are_scrubbed_before_the_body_is_cut() -> None:
+    secret = "s3cret-value"
+    body = ("x" * (BODY_LIMIT - 4) + secret).encode()
+    with pytest.raises(PermanentError) as caught:
+        classify(response(400, body), vendor="v", now=NOW, secrets=[secret])
+    assert "s3cr" not in caught.value.body and caught.value.body.endswith("[red")
+
+
 def test_scrub() -> None:
     assert scrub("key=abc and abc again", ["abc", ""]) == "key=[redacted] and [redacted] again"
 
