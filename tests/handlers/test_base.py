@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import importlib.metadata
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,9 @@ from tests.handlers.conftest import KEY
 NOW = 1_795_000_000.0
 
 
-def response(status: int, body: bytes = b"", headers: dict[str, str] | None = None, method: str = "POST") -> httpx.Response:
+def response(
+    status: int, body: bytes = b"", headers: dict[str, str] | None = None, method: str = "POST"
+) -> httpx.Response:
     request = httpx.Request(method, "https://vendor.example/api/v1/thing?api_token=t0ken")
     return httpx.Response(status, content=body, headers=headers, request=request)
 
@@ -151,7 +154,8 @@ async def test_a_spent_budget_sends_nothing() -> None:
     sent: list[httpx.Request] = []
     ticks = iter([0.0, 5.0])
     deadline = Deadline(1.0, monotonic=lambda: next(ticks))
-    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200))) as http:
+    transport = httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200))
+    async with httpx.AsyncClient(transport=transport) as http:
         client = VendorClient(http, "http://vendor.example")
         with pytest.raises(TransientError, match="time budget"):
             await client.send(Call(KEY, deadline), "GET", "/x")
@@ -176,7 +180,7 @@ async def test_truncated_body_on_the_wire_is_transient() -> None:
 
 
 def test_user_agent() -> None:
-    assert user_agent() == "sluice/0.1.0" or user_agent().startswith("sluice/")
+    assert user_agent() == f"sluice/{importlib.metadata.version('sluice')}"
 
 
 async def test_build_http_client(vendor_settings: Callable[..., Settings]) -> None:
@@ -226,7 +230,9 @@ async def test_perform_refuses_what_it_cannot_do(make_vendors: Callable[..., Ven
         ("segmetrics", "upsert_contact", {"type": "signup", "contact": {"id": "c"}, "occurred_at": 12}),
     ],
 )
-async def test_an_event_that_does_not_fit_is_permanent(vendors: Vendors, vendor: str, operation: str, event: dict) -> None:
+async def test_an_event_that_does_not_fit_is_permanent(
+    vendors: Vendors, vendor: str, operation: str, event: dict
+) -> None:
     """A `[routes]` override can send any event to any operation: it is a dead letter, never a crash."""
     with pytest.raises(PermanentError):
         await vendors.perform(vendor, operation, event, idempotency_key=KEY, timeout=1)

@@ -136,7 +136,8 @@ def test_segmetrics_names_the_contact_by_email_when_known(contact: dict[str, Any
 )
 def test_segmetrics_invoice_refund_flag(kind: str, refunded: bool | None, expected: int) -> None:
     order = {**ROUND_TUIT, "refunded": refunded}
-    assert segmetrics.invoice_body(_event(kind, {"id": "c", "email": "a@b.com"}, order=order))["is_refunded"] == expected
+    body = segmetrics.invoice_body(_event(kind, {"id": "c", "email": "a@b.com"}, order=order))
+    assert body["is_refunded"] == expected
 
 
 def test_segmetrics_invoice_amounts_stay_integer_cents() -> None:
@@ -363,7 +364,8 @@ def test_infinity_segment_form() -> None:
 
 
 def test_infinity_values_are_encoded_safely() -> None:
-    form = infinity.segment_form({"id": "a&b=c", "name": "x y+z", "criteria": [{"field": "f", "op": "eq", "value": True}]}, None)
+    segment = {"id": "a&b=c", "name": "x y+z", "criteria": [{"field": "f", "op": "eq", "value": True}]}
+    form = infinity.segment_form(segment, None)
     assert form_encode(form) == (
         "segmentName=x+y%2Bz&segmentRef=a%26b%3Dc&criteria[0][field]=f&criteria[0][op]=eq&criteria[0][value]=1"
     )

@@ -33,7 +33,9 @@ async def test_signup_row(perform: Callable[..., Any], sandbox: SandboxServer) -
         {"contact_uid": "cus_42", "event_uid": "signup", "params": {"display_name": "Signup", "account_uid": "acc_7"}}
     ]
     reqs = sandbox.state.requests
-    assert [r.path for r in reqs] == ["/salesmachine/v1/account", "/salesmachine/v1/contact", "/salesmachine/v1/track/event"]
+    assert [r.path for r in reqs] == [
+        "/salesmachine/v1/account", "/salesmachine/v1/contact", "/salesmachine/v1/track/event",
+    ]
     for req in reqs:  # auth both ways at once
         assert req.query == "api_token=salesmachine-sandbox-token"
         assert req.headers["authorization"] == basic("salesmachine-sandbox-token", "salesmachine-sandbox-secret")

@@ -38,7 +38,8 @@ SM_AUTH = {"Authorization": "segmetrics-sandbox-key"}
 DOC_CONTACT = {"contact_id": "249", "email": "joey@bloggs.com", "first_name": "Joey", "last_name": "Bloggs",
                "status": "active", "date_created": "2018-10-02 16:15:00", "custom_fields": {"shirt_size": "Medium"}}
 DOC_INVOICE = {"email": "a@b.com", "id": "234115", "amount": 4500, "paid": 4500, "is_refunded": 0,
-               "date_created": "2018-10-03 11:14:32", "items": [{"name": "Round Tuit", "product_id": "1556", "amount": 4000}]}
+               "date_created": "2018-10-03 11:14:32",
+               "items": [{"name": "Round Tuit", "product_id": "1556", "amount": 4000}]}
 
 
 async def test_segmetrics_documented_contact_and_delete(client: httpx.AsyncClient) -> None:
@@ -347,7 +348,9 @@ async def test_infinity_segment_ref_is_unique(client: httpx.AsyncClient) -> None
         ("/infinity/config/v2/igrps/3", INF_AUTH, 404, "igrp 3 not found"),
     ],
 )
-async def test_infinity_auth(client: httpx.AsyncClient, path: str, headers: dict, status: int, error: str | None) -> None:
+async def test_infinity_auth(
+    client: httpx.AsyncClient, path: str, headers: dict, status: int, error: str | None
+) -> None:
     r = await client.get(f"{path}/segments", headers=headers)
     assert r.status_code == status
     if error:
@@ -369,7 +372,8 @@ def test_vendor_tables_configure_sluice(sandbox: SandboxServer) -> None:
 
 
 async def test_control_api(client: httpx.AsyncClient, sandbox: SandboxServer) -> None:
-    r = await client.post("/_sandbox/faults", json={"vendor": "segmetrics", "status": 429, "retry_after": 5, "times": 2})
+    fault = {"vendor": "segmetrics", "status": 429, "retry_after": 5, "times": 2}
+    r = await client.post("/_sandbox/faults", json=fault)
     assert r.status_code == 201
     for _ in range(2):
         r = await client.post(f"{SM}/contact", json=DOC_CONTACT, headers={**SM_AUTH, "Idempotency-Key": "k1"})
