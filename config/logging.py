@@ -51,3 +51,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # our own vendor_call line says more, once, without the query string (which may carry a token)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

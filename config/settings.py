@@ -113,6 +113,7 @@ class DeliverySettings(_Model):
 class WorkerSettings(_Model):
     max_jobs: int = Field(200, gt=0)
     poll_delay_seconds: float = Field(0.01, gt=0)
+    rate_max_wait_seconds: float = Field(2.0, ge=0, le=60)
 
 
 class Settings(_Model):

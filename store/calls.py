@@ -33,6 +33,7 @@ class CallState:
     first_failed_at: float | None = None
     last_failed_at: float | None = None
     next_at: float | None = None
+    slot: float | None = None  # a rate-limit slot booked for this call's next try
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -50,7 +51,7 @@ class CallState:
         return orjson.dumps(data)
 
     def succeeded(self) -> CallState:
-        return replace(self, status=Status.SUCCEEDED, attempts=self.attempts + 1, next_at=None)
+        return replace(self, status=Status.SUCCEEDED, attempts=self.attempts + 1, next_at=None, slot=None)
 
     def failed(self, error: dict[str, Any], now: float, *, next_at: float | None) -> CallState:
         return replace(
@@ -61,12 +62,13 @@ class CallState:
             first_failed_at=self.first_failed_at if self.first_failed_at is not None else now,
             last_failed_at=now,
             next_at=next_at,
+            slot=None,
         )
 
-    def deferred(self, until: float) -> CallState:
-        """Held back (e.g. by the rate limit) without using a try."""
+    def deferred(self, slot: float) -> CallState:
+        """Held back by the rate limit until its booked slot, without using a try."""
         status = Status.RETRYING if self.attempts else Status.PENDING
-        return replace(self, status=status, next_at=until)
+        return replace(self, status=status, next_at=slot, slot=slot)
 
     def view(self) -> dict[str, Any]:
         """The per-call object of the admin event view (SPEC section 7)."""

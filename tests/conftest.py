@@ -80,3 +80,6 @@ def make_settings(redis_url: str, namespace: str) -> Callable[..., Settings]:
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings()
+
+
+from tests.support.sandbox import sandbox  # noqa: E402,F401  (the vendor emulators over real HTTP)

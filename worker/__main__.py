@@ -1,18 +1,35 @@
-"""`python -m worker`: one arq worker (the Procfile's `worker:` process)."""
+"""`python -m worker`: one arq worker (the Procfile's `worker:` process).
+
+If Redis goes away for longer than the clients ride out, arq's loop stops with a connection error; the
+worker then starts again after a pause instead of exiting, and jobs it held are taken up as after a crash.
+"""
 
 from __future__ import annotations
 
+import time
+
+import structlog
 from arq.worker import run_worker
+from redis.exceptions import ConnectionError, TimeoutError
 
 from config.logging import configure_logging
 from config.settings import load_or_exit
 from worker.app import worker_settings
 
+RESTART_PAUSE = 2.0
+
 
 def main() -> None:
     settings = load_or_exit()
     configure_logging()
-    run_worker(worker_settings(settings))  # type: ignore[arg-type]
+    log = structlog.get_logger("sluice.worker")
+    while True:
+        try:
+            run_worker(worker_settings(settings))  # type: ignore[arg-type]
+            return
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            log.error("redis_unreachable", error=str(exc), restart_in=RESTART_PAUSE)
+            time.sleep(RESTART_PAUSE)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Timing rules that arq imposes and how they are met (SPEC section 5 rules 5 and 6):
 - a dead worker's job is picked up once its in-progress key expires, `job_timeout` + 10 s after it started;
-  job_timeout = timeout_seconds + the rate limiter's longest wait + 15 s keeps that within timeout_seconds + 30 s;
+  job_timeout = timeout_seconds + the rate limiter's longest wait (2 s) + 5 s keeps that within
+  timeout_seconds + 30 s;
 - a run's calls go out concurrently, each bounded by timeout_seconds, so a run fits in job_timeout;
 - only `arq.Retry` reschedules and arq stops calling a job after max_tries, so max_tries is effectively
   unbounded: our own per-call try count (the ledger) decides when a call is dead;
@@ -27,6 +28,7 @@ from core.clock import Clock, system_clock
 from core.routing import VENDORS
 from handlers.registry import Vendors, build_http_client
 from store.batch import PipelineBatcher
+from store.connection import RETRY_ON, patient_retry, worker_redis
 from store.dead_letters import DeadLetterStore
 from store.intake import DELIVER, Intake
 from store.keys import Keys
@@ -35,19 +37,20 @@ from worker.deps import Deps
 from worker.ratelimit import RateLimiter
 from worker.retry import RetryPolicy
 
-RATE_MAX_WAIT = 2.0
 UNBOUNDED_TRIES = 1_000_000
+RUN_MARGIN_SECONDS = 5
 
 
 def job_timeout(settings: Settings) -> int:
-    return math.ceil(settings.delivery.timeout_seconds + RATE_MAX_WAIT + 15)
+    """A run: one rate-limit wait, then its calls concurrently (each bounded by timeout_seconds), then writes."""
+    return math.ceil(settings.delivery.timeout_seconds + settings.worker.rate_max_wait_seconds + RUN_MARGIN_SECONDS)
 
 
 async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors: Any = None,
                      clock: Clock = system_clock, rng: random.Random | None = None) -> Deps:
     """Everything a job needs. `vendors` defaults to the real clients; tests may pass another VendorPort."""
     owns_redis = redis is None
-    redis = redis or Redis.from_url(settings.redis_url)
+    redis = redis or worker_redis(settings.redis_url)
     keys = Keys(settings.namespace)
     http = None
     if vendors is None:
@@ -58,10 +61,18 @@ async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors:
     return Deps(
         settings=settings, keys=keys, redis=redis, http=http, vendors=vendors, intake=intake,
         dead_letters=DeadLetterStore(redis, keys, intake, clock),
-        limiter=RateLimiter(redis, keys, rates, max_wait=RATE_MAX_WAIT), batcher=PipelineBatcher(redis),
+        limiter=RateLimiter(redis, keys, rates, max_wait=settings.worker.rate_max_wait_seconds), batcher=PipelineBatcher(redis),
         policy=RetryPolicy.from_settings(settings.delivery), clock=clock, rng=rng or random.Random(),
         lease_ms=(job_timeout(settings) + 5) * 1000, owns_redis=owns_redis,
     )
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    rs = RedisSettings.from_dsn(settings.redis_url)
+    rs.retry = patient_retry()  # type: ignore[assignment]
+    rs.retry_on_error = list(RETRY_ON)
+    rs.conn_timeout = 2
+    return rs
 
 
 def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -79,7 +90,7 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     options: dict[str, Any] = {
         "functions": [func(deliver, name=DELIVER, max_tries=UNBOUNDED_TRIES)],
         "queue_name": Keys(settings.namespace).queue,
-        "redis_settings": RedisSettings.from_dsn(settings.redis_url),
+        "redis_settings": redis_settings(settings),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": settings.worker.max_jobs,

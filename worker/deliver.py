@@ -30,9 +30,23 @@ log = structlog.get_logger("sluice.worker")
 RELEASE_LUA = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
+REDIS_TROUBLE_DEFER = 1.0
+
+
 async def deliver(ctx: dict[str, Any], source: str, event_id: str) -> str:
-    """arq entry point; returns a short summary for arq's log."""
-    return await EventDelivery(ctx["deps"], source, event_id).run()
+    """arq entry point; returns a short summary for arq's log.
+
+    arq drops a job that raises anything but Retry, so nothing else may escape: when Redis itself fails
+    (a restart, a fail-over), the whole run is tried again a moment later. Every call outcome already
+    recorded stays recorded, and a call whose outcome could not be recorded is sent again with its key.
+    """
+    try:
+        return await EventDelivery(ctx["deps"], source, event_id).run()
+    except Retry:
+        raise
+    except Exception as exc:
+        log.warning("run_failed", source=source, event_id=event_id, error=f"{type(exc).__name__}: {exc}")
+        raise Retry(defer=REDIS_TROUBLE_DEFER) from exc
 
 
 class EventDelivery:
@@ -88,13 +102,14 @@ class EventDelivery:
     async def call(self, event: dict[str, Any], vendor: str, operation: str, state: CallState) -> float | None:
         """One try of one call, its outcome recorded; when it is due again, or None when it is final."""
         d = self.deps
-        booked, wait = await d.limiter.reserve(vendor)
-        if not booked:
-            held = state.deferred(d.clock() + wait)
-            await self.record(vendor, operation, held, "rate_limited", None)
-            return held.next_at
-        if wait:
-            await asyncio.sleep(wait)
+        if state.slot is None:  # a call deferred by the rate limit already holds its slot
+            wait = await d.limiter.reserve(vendor)
+            if wait > d.limiter.max_wait:
+                held = state.deferred(d.clock() + wait)
+                await self.record(vendor, operation, held, "rate_limited", None)
+                return held.next_at
+            if wait:
+                await asyncio.sleep(wait)
         key = idempotency_key(self.source, self.event_id, vendor, operation)
         started = time.perf_counter()
         try:

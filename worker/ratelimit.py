@@ -1,7 +1,8 @@
 """Per-vendor rate limits shared by every worker (SPEC section 5 rule 7): GCRA on Redis server time.
 
-`reserve(vendor)` books the vendor's next free slot and returns how long to wait for it (0 = go now). A slot
-further away than `max_wait` is not booked: the caller defers the call instead, without using a try.
+`reserve(vendor)` books the vendor's next free slot and returns how long until it comes (0 = go now). The
+caller waits for a near slot, and defers the call to a far one (without using a try); the booking holds, so a
+backlog is served in booking order instead of every deferred job asking again at once.
 """
 
 from __future__ import annotations
@@ -12,17 +13,15 @@ from redis.asyncio import Redis
 
 from store.keys import Keys
 
-# KEYS[1] = theoretical arrival time (ms); ARGV: interval ms, max wait ms. Returns wait ms (negative = not booked).
+# KEYS[1] = theoretical arrival time (ms); ARGV[1] = interval ms. Books the next slot; returns its wait in ms.
 GCRA_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local interval = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
-local wait = tat - now
-if wait > tonumber(ARGV[2]) then return -wait end
-redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(wait + interval + 1000))
-return wait
+redis.call('SET', KEYS[1], tat + interval, 'PX', math.ceil(tat - now + interval + 1000))
+return math.floor(tat - now)
 """
 
 
@@ -30,13 +29,12 @@ class RateLimiter:
     def __init__(self, redis: Redis, keys: Keys, rates: Mapping[str, float | None], *, max_wait: float = 2.0) -> None:
         self.keys = keys
         self.intervals_ms = {v: 1000.0 / r for v, r in rates.items() if r}
-        self.max_wait_ms = int(max_wait * 1000)
+        self.max_wait = max_wait
         self._script = redis.register_script(GCRA_LUA)
 
-    async def reserve(self, vendor: str) -> tuple[bool, float]:
-        """(booked, seconds): booked = go after waiting `seconds`; not booked = defer by `seconds`."""
+    async def reserve(self, vendor: str) -> float:
+        """Book the vendor's next slot; seconds until it comes (0.0 for a vendor without a limit)."""
         interval = self.intervals_ms.get(vendor)
         if interval is None:
-            return True, 0.0
-        wait_ms = int(await self._script(keys=[self.keys.rate(vendor)], args=[interval, self.max_wait_ms]))
-        return (wait_ms >= 0), abs(wait_ms) / 1000
+            return 0.0
+        return int(await self._script(keys=[self.keys.rate(vendor)], args=[interval])) / 1000

@@ -1,0 +1,23 @@
+"""Redis clients for long-running workers: ride out a Redis restart instead of crashing.
+
+Commands that fail with a connection error are retried with exponential backoff for about 30 s, so a worker
+keeps going through a Redis restart or fail-over. (The ingress does the opposite: it answers 503 at once.)
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import BusyLoadingError, ConnectionError, TimeoutError
+
+RETRY_ON = [ConnectionError, TimeoutError, BusyLoadingError]
+
+
+def patient_retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=20)
+
+
+def worker_redis(url: str) -> Redis:
+    return Redis.from_url(url, retry=patient_retry(), retry_on_error=RETRY_ON, socket_connect_timeout=2,
+                          socket_timeout=30, health_check_interval=30)
