@@ -3,18 +3,20 @@
 `create_app` checks the sources' secrets once (a bad one stops startup), the lifespan opens one Redis client
 and the acceptor (`store.intake.Intake` unless another is injected) and hands them to requests as
 `request.state.ingress` (an `IngressState`). Routes come from `build_routes`. The seams for what comes
-later (/metrics, /openapi.json, /admin/...): `extra_routes` join the route list, `resources` add their own
-lifespan-built state, `observers` see every webhook's `WebhookResult`, and `acceptor` swaps the store
-(e.g. `store.intake.BatchingIntake`).
+ingress also serves /metrics, /openapi.json and the admin API (ingress.admin). Seams: `extra_routes` join
+the route list, `resources` add their own lifespan-built state, `observers` see every webhook's
+`WebhookResult`, and `acceptor` swaps the store (default `store.intake.BatchingIntake`: concurrent requests
+share one Redis round trip, each answered only after its own write was acknowledged).
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -29,10 +31,14 @@ from config.settings import DeliverySettings, Settings, load_or_exit
 from core.clock import Clock, system_clock
 from core.errors import ConfigError
 from core.signatures import Verifier, build_verifier
+from ingress.admin import Admin, admin_routes
+from ingress.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ingress.metrics import IngressMetrics
+from ingress.openapi import openapi_document
 from ingress.responses import ORJSONResponse, error
 from ingress.state import Acceptor, IngressState, Observer
 from ingress.webhooks import receive_webhook
-from store.intake import Intake
+from store.intake import BatchingIntake
 from store.keys import Keys
 
 REDIS_CONNECT_TIMEOUT = 1.0
@@ -71,12 +77,36 @@ async def readyz(request: Request) -> Response:
     return ORJSONResponse({"status": "ok"})
 
 
-def build_routes(extra_routes: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
-    """Every route of the ingress; `extra_routes` (metrics, OpenAPI, admin) are appended."""
+def metrics_endpoint(metrics: IngressMetrics) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        state: IngressState = request.state.ingress
+        try:
+            body = await metrics.render(state.redis, state.keys)
+        except (RedisError, OSError):  # this process's own figures are still worth a scrape
+            body = metrics.render_local()
+        return Response(body, media_type=METRICS_CONTENT_TYPE)
+
+    return endpoint
+
+
+def openapi_endpoint() -> Callable[[Request], Awaitable[Response]]:
+    document = orjson.dumps(openapi_document())
+
+    async def endpoint(request: Request) -> Response:
+        return Response(document, media_type="application/json")
+
+    return endpoint
+
+
+def build_routes(metrics: IngressMetrics, extra_routes: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
+    """Every route of the ingress and the admin API; `extra_routes` are appended."""
     return [
         Route("/webhooks/{source}", receive_webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
+        Route("/openapi.json", openapi_endpoint(), methods=["GET"]),
+        *admin_routes(),
         *extra_routes,
     ]
 
@@ -134,7 +164,7 @@ def create_app(
     *,
     clock: Clock = system_clock,
     redis: Redis | None = None,
-    acceptor: AcceptorFactory = Intake,
+    acceptor: AcceptorFactory = BatchingIntake,
     extra_routes: Sequence[BaseRoute] = (),
     observers: Sequence[Observer] = (),
     resources: Sequence[Resource] = (),
@@ -150,8 +180,10 @@ def create_app(
             raise SystemExit(2) from None
     else:
         verifiers = build_verifiers(settings)
+    metrics = IngressMetrics()
     return Starlette(
-        routes=build_routes(extra_routes),
+        routes=build_routes(metrics, extra_routes),
         exception_handlers={HTTPException: http_error, Exception: internal_error},
-        lifespan=_lifespan(settings, verifiers, clock, redis, acceptor, observers, resources),
+        lifespan=_lifespan(settings, verifiers, clock, redis, acceptor, (metrics.observe, *observers),
+                           (Admin.resource, *resources)),
     )

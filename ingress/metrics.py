@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
+from ingress.state import WebhookResult
 from store.keys import Keys
 from store.metrics import BUCKETS, FleetMetrics, bucket_label
 
@@ -32,9 +33,15 @@ class IngressMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
         )
 
-    def event(self, source: str, event_type: str, outcome: str, seconds: float) -> None:
-        self.events.labels(source, event_type, outcome).inc()
-        self.request_seconds.observe(seconds)
+    def observe(self, result: WebhookResult) -> None:
+        """The ingress's observer: one count per webhook request. An unknown source is counted as "unknown",
+        so a stranger cannot grow the label set."""
+        source = "unknown" if result.outcome == "unknown_source" else result.source
+        self.events.labels(source, result.event_type or "unknown", result.outcome or "unknown").inc()
+        self.request_seconds.observe(result.duration_ms / 1000)
+
+    def render_local(self) -> bytes:
+        return generate_latest(self.registry)
 
     async def render(self, redis: Redis, keys: Keys) -> bytes:
         """The text exposition of this process's metrics and the fleet's, read from Redis now."""
