@@ -24,7 +24,6 @@ import httpx
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".sluice"
 DEMO_SECRET = "whsec_c2x1aWNlLWRlbW8tc2VjcmV0LWxvY2FsLW9ubHkhIQ=="
 DEMO_STRIPE_SECRET = "demo-stripe-secret"
 DEMO_ADMIN_TOKEN = "demo-admin-token"
@@ -132,7 +131,7 @@ class Fleet:
         for name, proc in self.procs:
             if proc.poll() is not None:
                 self.stop()
-                sys.exit(f"sluice up: {name} exited with status {proc.returncode}; see .sluice/*.log")
+                sys.exit(f"sluice up: {name} exited with status {proc.returncode}; see its log")
 
     def stop(self) -> None:
         for _, proc in reversed(self.procs):
@@ -150,8 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--sandbox-port", type=int, default=8090)
     parser.add_argument("--smoke", action="store_true", help="send one event, wait for delivery, stop")
+    parser.add_argument("--state", type=Path, default=ROOT / ".sluice", help="where config, logs and data go")
     args = parser.parse_args(argv)
-    STATE.mkdir(exist_ok=True)
+    state = args.state
+    state.mkdir(parents=True, exist_ok=True)
     fleet = Fleet()
     env = dict(os.environ)
     py = sys.executable
@@ -162,23 +163,23 @@ def main(argv: list[str] | None = None) -> int:
     else:
         port = next(p for p in range(6390, 6490) if port_free(p))
         redis_url = f"redis://127.0.0.1:{port}/0"
-        (STATE / "redis").mkdir(exist_ok=True)
+        (state / "redis").mkdir(exist_ok=True)
         fleet.start("redis-server", [find_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
-                                     "--dir", str(STATE / "redis"), "--appendonly", "yes", "--save", ""],
-                    env, STATE / "redis.log")
+                                     "--dir", str(state / "redis"), "--appendonly", "yes", "--save", ""],
+                    env, state / "redis.log")
         wait_for(lambda: redis_answers(redis_url), "redis-server")
-        say(f"started a private redis-server at {redis_url} (data in .sluice/redis)")
+        say(f"started a private redis-server at {redis_url} (data in {state / 'redis'})")
     env["REDIS_URL"] = redis_url
 
     if env.get("SLUICE_CONFIG"):
         say(f"using the config at {env['SLUICE_CONFIG']}")
     else:
         sandbox_url = f"http://127.0.0.1:{args.sandbox_port}"
-        config = STATE / "sluice.toml"
+        config = state / "sluice.toml"
         config.write_text(demo_config(redis_url, sandbox_url))
         env["SLUICE_CONFIG"] = str(config)
         fleet.start("sandbox", [py, "-m", "handlers.sandbox", "--host", "127.0.0.1", "--port",
-                                str(args.sandbox_port)], env, STATE / "sandbox.log")
+                                str(args.sandbox_port)], env, state / "sandbox.log")
         wait_for(lambda: _http_ok(f"{sandbox_url}/_sandbox/state"), "the vendor sandbox")
         say(f"no vendor credentials configured: vendors are the built-in sandbox at {sandbox_url} "
             f"(requests: {sandbox_url}/_sandbox/requests)")
@@ -186,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://127.0.0.1:{args.port}"
     fleet.start("web", [py, "-m", "uvicorn", "--factory", "ingress.app:create_app", "--host", "0.0.0.0",
                         "--port", str(args.port), "--no-access-log"], env,
-                STATE / "web.log" if args.smoke else None)
-    fleet.start("worker", [py, "-m", "worker"], env, STATE / "worker.log" if args.smoke else None)
+                state / "web.log" if args.smoke else None)
+    fleet.start("worker", [py, "-m", "worker"], env, state / "worker.log" if args.smoke else None)
     wait_for(lambda: _http_ok(f"{base}/readyz"), "the ingress")
     say(f"ingress ready at {base}  (health {base}/healthz, metrics {base}/metrics, API {base}/openapi.json)")
     say(f"config {env['SLUICE_CONFIG']}; admin token: see [ingress].admin_token there")

@@ -40,6 +40,8 @@ async def deliver(ctx: dict[str, Any], source: str, event_id: str) -> str:
     (a restart, a fail-over), the whole run is tried again a moment later. Every call outcome already
     recorded stays recorded, and a call whose outcome could not be recorded is sent again with its key.
     """
+    # arq runs each job in its own task, so this context is the job's own: every line it logs carries it
+    structlog.contextvars.bind_contextvars(job_id=ctx.get("job_id"), job_try=ctx.get("job_try"))
     try:
         return await EventDelivery(ctx["deps"], source, event_id).run()
     except Retry:
