@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import httpx
-import redis
+
+from store.connection import redis_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SECRET = "whsec_c2x1aWNlLWRlbW8tc2VjcmV0LWxvY2FsLW9ubHkhIQ=="
@@ -31,17 +32,6 @@ DEMO_ADMIN_TOKEN = "demo-admin-token"
 
 def say(message: str) -> None:
     print(f"sluice up: {message}", flush=True)
-
-
-def redis_answers(url: str) -> bool:
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except (redis.RedisError, OSError, ValueError):
-        return False
 
 
 def port_free(port: int) -> bool:

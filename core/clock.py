@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Callable
 
 Clock = Callable[[], float]
 """Returns Unix time in seconds, like time.time."""

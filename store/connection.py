@@ -6,6 +6,7 @@ keeps going through a Redis restart or fail-over. (The ingress does the opposite
 
 from __future__ import annotations
 
+import redis as sync_redis
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -21,3 +22,15 @@ def patient_retry() -> Retry:
 def worker_redis(url: str) -> Redis:
     return Redis.from_url(url, retry=patient_retry(), retry_on_error=RETRY_ON, socket_connect_timeout=2,
                           socket_timeout=30, health_check_interval=30)
+
+
+def redis_answers(url: str) -> bool:
+    """Whether a Redis answers PING at `url` within half a second (for start-up checks, not the hot path)."""
+    try:
+        client = sync_redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (sync_redis.RedisError, OSError, ValueError):
+        return False

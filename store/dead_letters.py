@@ -161,9 +161,9 @@ class DeadLetterStore:
         raw = await self.redis.hgetall(self.keys.dead_counts)
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    async def iterate(self, flt: Filter = Filter(), cursor: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def iterate(self, flt: Filter | None = None, cursor: str | None = None) -> AsyncIterator[dict[str, Any]]:
         """Matching dead letters, oldest first, starting after `cursor`."""
-        async for _, letter in self._scan(flt, cursor):
+        async for _, letter in self._scan(flt or Filter(), cursor):
             yield letter
 
     async def _scan(self, flt: Filter, cursor: str | None) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -192,12 +192,12 @@ class DeadLetterStore:
                     if flt.matches(letter):
                         yield f"{score}:{dl_id}", letter
 
-    async def list(self, flt: Filter = Filter(), *, limit: int = 100, cursor: str | None = None
+    async def list(self, flt: Filter | None = None, *, limit: int = 100, cursor: str | None = None
                    ) -> tuple[list[dict[str, Any]], str | None]:
         """One page: up to `limit` letters and the cursor of the next page (None at the end)."""
         items: list[dict[str, Any]] = []
         last = ""
-        async for position, letter in self._scan(flt, cursor):
+        async for position, letter in self._scan(flt or Filter(), cursor):
             if len(items) == limit:
                 return items, last
             items.append(letter)

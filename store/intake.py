@@ -13,8 +13,8 @@ import orjson
 from redis.asyncio import Redis
 
 from config.settings import DeliverySettings
-from store.batch import PipelineBatcher, queue_script
 from core.clock import Clock, system_clock
+from store.batch import PipelineBatcher, queue_script
 from store.keys import Keys
 
 DELIVER = "deliver"

@@ -19,10 +19,10 @@ from arq import Retry
 from core.errors import DeliveryError, PermanentError
 from core.idempotency import idempotency_key
 from core.routing import plan
+from store.batch import queue_script
 from store.calls import CallState, Status
 from store.dead_letters import dead_letter_record, new_id
 from store.metrics import record_call
-from store.batch import queue_script
 from worker.deps import Deps
 
 log = structlog.get_logger("sluice.worker")

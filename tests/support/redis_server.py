@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import redis
+from store.connection import redis_answers
 
 
 def free_port() -> int:
@@ -19,15 +19,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def answers(url: str) -> bool:
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except (redis.RedisError, OSError, ValueError):
-        return False
+answers = redis_answers
 
 
 class RedisServer:
