@@ -3,7 +3,7 @@ queued faults applied before an emulator sees the request, and a control API und
 process can drive it:
 
     POST   /_sandbox/faults      JSON {vendor, status, times, path_contains, method, retry_after, delay,
-                                  drop, body, content_type} -> 201
+                                  drop, body, content_type, probability, seed} -> 201
     DELETE /_sandbox/faults      forget queued faults -> 204
     GET    /_sandbox/requests    [?vendor=] every recorded request, oldest first
     GET    /_sandbox/duplicates  {"count": n, "duplicates": [{idempotency_key, method, path, times}]}
@@ -169,6 +169,7 @@ async def _drop(receive: Receive, send: Send) -> None:
 
 FAULT_FIELDS = {
     "vendor", "status", "times", "path_contains", "method", "retry_after", "delay", "drop", "body", "content_type",
+    "probability", "seed",
 }
 
 
@@ -187,7 +188,7 @@ def control_routes(state: SandboxState) -> list[BaseRoute]:
             fault = state.inject(**spec)
         except (TypeError, ValueError) as exc:
             return json_response({"error": str(exc)}, 400)
-        return json_response({"fault": fault.__dict__}, 201)
+        return json_response({"fault": fault.public()}, 201)
 
     async def requests(request: Request) -> Response:
         vendor = request.query_params.get("vendor")

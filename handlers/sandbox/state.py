@@ -4,9 +4,10 @@ read or write goes through `lock`."""
 
 from __future__ import annotations
 
+import random
 import threading
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -35,7 +36,10 @@ class Fault:
     - otherwise: `status` with the vendor's error body (or `body`), and `Retry-After: <retry_after>` when
       given (seconds or an HTTP-date).
     A latency fault (`delay` alone) and an outcome fault (a status or a drop) can apply to the same request:
-    e.g. `inject("*", delay=0.01, times=10**6)` plus `inject("segmetrics", 503, times=5)`."""
+    e.g. `inject("*", delay=0.01, times=10**6)` plus `inject("segmetrics", 503, times=5)`.
+    `probability` below 1 makes the fault apply to each matching request only with that chance (drawn from
+    a RNG seeded with `seed`, so a run is repeatable); `times` counts the requests it applied to, e.g.
+    `inject("segmetrics", 503, times=10**6, probability=0.3)` fails about 30% of SegMetrics calls."""
 
     vendor: str
     status: int = 503
@@ -47,6 +51,20 @@ class Fault:
     drop: bool | str = False
     body: str | None = None
     content_type: str | None = None
+    probability: float = 1.0
+    seed: int = 0
+    _rng: random.Random = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def public(self) -> dict[str, Any]:
+        """The fault as JSON-able fields (the control API's answer)."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def draw(self) -> bool:
+        """Whether the fault applies to this (matching) request."""
+        return self.probability >= 1 or self._rng.random() < self.probability
 
     @property
     def is_latency(self) -> bool:
@@ -150,9 +168,12 @@ class SandboxState:
         method: str | None = None,
         body: str | None = None,
         content_type: str | None = None,
+        probability: float = 1.0,
+        seed: int = 0,
     ) -> Fault:
         """The next `times` requests of `vendor` ("*" = any) whose path contains `path_contains` (and whose
-        method is `method`) get `status` (with Retry-After when given), or are delayed, or dropped."""
+        method is `method`) get `status` (with Retry-After when given), or are delayed, or dropped; with
+        `probability` < 1, each matching request gets it only with that chance (seeded RNG)."""
         if vendor not in (*VENDORS, "*"):
             raise ValueError(f"unknown vendor {vendor!r}")
         if times < 1:
@@ -161,11 +182,13 @@ class SandboxState:
             raise ValueError("status must be an HTTP status")
         if drop not in (True, False, "before", "after"):
             raise ValueError('drop is True, False, "before" or "after"')
+        if not (isinstance(probability, (int, float)) and 0 < probability <= 1):
+            raise ValueError("probability must be in (0, 1]")
         retry = None
         if retry_after is not None:
             retry = str(int(retry_after)) if isinstance(retry_after, (int, float)) else str(retry_after)
         fault = Fault(vendor, status, times, path_contains, method.upper() if method else None, retry,
-                      delay, drop, body, content_type)
+                      delay, drop, body, content_type, float(probability), int(seed))
         with self.lock:
             self._faults.append(fault)
         return fault
@@ -185,11 +208,11 @@ class SandboxState:
                 if not fault.matches(vendor, method, path):
                     continue
                 if fault.is_latency:
-                    if latency is not None:
+                    if latency is not None or not fault.draw():
                         continue
                     latency = fault
                 else:
-                    if outcome is not None:
+                    if outcome is not None or not fault.draw():
                         continue
                     outcome = fault
                 fault.times -= 1
