@@ -30,6 +30,7 @@ class IngressSettings(_Model):
     max_body_bytes: int = Field(1_048_576, gt=0)
     tolerance_seconds: int = Field(300, gt=0)
     admin_token: SecretStr | None = None
+    body_timeout_seconds: float = Field(10, gt=0, le=300)  # the whole body must arrive within this, else 408
 
     @field_validator("admin_token")
     @classmethod

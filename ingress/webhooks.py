@@ -1,12 +1,14 @@
 """`POST /webhooks/{source}`: the checks of SPEC section 3, in order, each answering with its own status.
 
-source (404) → content type (415) → declared size (413) → body read within the limit (413) → signature over
+source (404) → content type (415) → declared size (413) → body read within the limit (413) and within
+`body_timeout_seconds` (408, so a client trickling its body cannot hold the server forever) → signature over
 the raw bytes (401) → JSON and schema (400) → durable store (503 when Redis fails; 202 new, 200 duplicate).
 Whatever happens, the answer is never a 500: an unexpected error is logged and answered 503, nothing stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -42,8 +44,14 @@ def declared_too_large(content_length: str | None, limit: int) -> bool:
     return int(content_length) > limit
 
 
-async def read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as more than `limit` bytes arrived (the rest is never read)."""
+async def read_body(receive: Receive, limit: int, timeout: float | None = None) -> bytes | None:
+    """The whole body, or None as soon as more than `limit` bytes arrived (the rest is never read).
+    TimeoutError when the whole body has not arrived within `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        return await _read_body(receive, limit)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -79,7 +87,10 @@ async def _handle(request: Request, state: IngressState, result: WebhookResult) 
     limit = state.max_body_bytes
     if declared_too_large(headers.get("content-length"), limit):
         return _reject(result, 413, "payload_too_large", "content-length")
-    body = await read_body(request.receive, limit)
+    try:
+        body = await read_body(request.receive, limit, state.settings.ingress.body_timeout_seconds)
+    except TimeoutError:
+        return _reject(result, 408, "request_timeout")
     if body is None:
         return _reject(result, 413, "payload_too_large", "streamed")
     try:
