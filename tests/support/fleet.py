@@ -75,14 +75,17 @@ class WorkerProcess:
             self.log.close()
 
 
-def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = "condition") -> None:
-    """Poll `check` until true; fail after `timeout` seconds (a bound, not a sleep)."""
+def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05, what: str = "condition",
+               logs: list[Path] | None = None) -> None:
+    """Poll `check` until true; fail after `timeout` seconds (a bound, not a sleep), quoting the tail of `logs`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    tails = "".join(f"\n--- {p.name}:\n" + "".join(p.read_text(errors="replace").splitlines(True)[-15:])
+                    for p in logs or [] if p.exists())
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}{tails}")
 
 
 def unfinished(client: redis.Redis, keys: Keys, routes: Mapping[str, tuple[str, ...]], source: str,

@@ -31,7 +31,7 @@ from tests.support.fleet import (
 )
 from tests.support.redis_server import RedisServer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 KILLS = 5
 VENDOR_LATENCY = {"segmetrics": 0.01, "salesmachine": 0.02, "personaclick": 0.03, "infinity": 0.015}
@@ -106,8 +106,8 @@ def test_sigkill_at_random_loses_nothing(tmp_path, redis_url, namespace, sandbox
                 workers[victim] = WorkerProcess(config, tmp_path / f"w{victim}.log")
             time.sleep(0.002)
         start = time.monotonic()
-        wait_until(lambda: not unfinished(client, keys, DEFAULT_ROUTES, "shopfront", events), 120, 0.2,
-                   "every call to be final")
+        wait_until(lambda: not unfinished(client, keys, DEFAULT_ROUTES, "shopfront", events), 100, 0.2,
+                   "every call to be final", logs=[tmp_path / f"w{i}.log" for i in range(3)])
         drain = time.monotonic() - start
     finally:
         for w in workers:
@@ -158,8 +158,8 @@ def test_redis_restart_with_appendonly_loses_nothing(tmp_path, namespace, sandbo
             accept_all(client, keys, events)
             wait_until(lambda: len(sandbox.state.requests) >= 150, 60, 0.005, "150 requests")
             server.restart()
-            wait_until(lambda: not unfinished(client, keys, DEFAULT_ROUTES, "shopfront", events), 120, 0.2,
-                       "every call to be final")
+            wait_until(lambda: not unfinished(client, keys, DEFAULT_ROUTES, "shopfront", events), 100, 0.2,
+                       "every call to be final", logs=[tmp_path / "w0.log", tmp_path / "w1.log"])
         finally:
             for w in workers:
                 w.stop()
