@@ -167,3 +167,31 @@ def test_redis_restart_with_appendonly_loses_nothing(tmp_path, namespace, sandbo
         print(f"\nredis restart: events={len(events)} calls={counts} duplicates={sandbox.state.duplicate_count()}")
         assert counts.get("dead", 0) == 0
         client.close()
+
+
+def test_a_dead_workers_job_is_taken_up_within_timeout_plus_30s(tmp_path, redis_url, namespace, sandbox) -> None:
+    """Rule 5: SIGKILL a worker mid-call; another worker delivers the event within timeout_seconds + 30 s."""
+    config = config_for(tmp_path, redis_url, namespace, sandbox)  # timeout_seconds = 1
+    keys = Keys(namespace)
+    client = redis.Redis.from_url(redis_url)
+    sandbox.state.inject("infinity", delay=5.0, times=1)
+    events = [sample_event("segment.delete", 1_795_000_000.0, "evt_orphan")]
+    first = WorkerProcess(config, tmp_path / "w0.log")
+    second = None
+    try:
+        accept_all(client, keys, events)
+        wait_until(lambda: any(r.vendor == "infinity" for r in sandbox.state.requests), 30, 0.01, "the call")
+        first.kill()
+        killed_at = time.monotonic()
+        second = WorkerProcess(config, tmp_path / "w1.log")
+        wait_until(lambda: not unfinished(client, keys, DEFAULT_ROUTES, "shopfront", events), 1 + 30 + 5, 0.1,
+                   "the orphaned job", logs=[tmp_path / "w1.log"])
+        taken_up = time.monotonic() - killed_at
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    print(f"\norphan: delivered {taken_up:.1f} s after its worker was killed (bound: timeout_seconds + 30 = 31 s)")
+    assert taken_up <= 1 + 30
+    assert final_statuses(client, keys, "shopfront", events) == {"succeeded": 1}
+    client.close()
