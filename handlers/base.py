@@ -57,12 +57,13 @@ class Deadline:
         return self._end - self._monotonic()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
-    """One vendor operation in flight: its idempotency key and its time budget."""
+    """One vendor operation in flight: its idempotency key, its time budget, and the last status it got."""
 
     idempotency_key: str
     deadline: Deadline
+    last_status: int | None = None
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -254,6 +255,7 @@ class VendorClient:
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             error = classify_exception(exc, vendor=self.vendor, method=method, path=_url_path(url, path))
             raise self._scrubbed(error) from None
+        call.last_status = response.status_code
         found = classify(
             response,
             vendor=self.vendor,

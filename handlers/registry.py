@@ -73,8 +73,9 @@ class Vendors:
         *,
         idempotency_key: str,
         timeout: float,
-    ) -> None:
-        """Do one vendor operation for one event. Returns on success; raises TransientError (with
+    ) -> int | None:
+        """Do one vendor operation for one event. Returns on success (the last HTTP status; None when no
+        request was needed); raises TransientError (with
         retry_after when the vendor sent Retry-After) or PermanentError (status + first 2 KiB of body).
         `timeout` is the total budget in seconds for the whole operation. Never sleeps, never retries."""
         if operation not in OPERATIONS.get(vendor, ()):
@@ -96,3 +97,4 @@ class Vendors:
             raise PermanentError(
                 f"{vendor}.{operation} cannot map this event ({type(exc).__name__}: {exc})"
             ) from None
+        return call.last_status

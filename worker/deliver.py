@@ -115,8 +115,8 @@ class EventDelivery:
         key = idempotency_key(self.source, self.event_id, vendor, operation)
         started = time.perf_counter()
         try:
-            await d.vendors.perform(vendor, operation, event, idempotency_key=key,
-                                    timeout=d.settings.delivery.timeout_seconds)
+            status = await d.vendors.perform(vendor, operation, event, idempotency_key=key,
+                                             timeout=d.settings.delivery.timeout_seconds)
         except DeliveryError as err:
             return await self.failed(event, vendor, operation, state, err, time.perf_counter() - started)
         except Exception as exc:  # a bug must not become endless retries: dead-letter it with the reason
@@ -124,7 +124,8 @@ class EventDelivery:
             log.exception("call_crashed", source=self.source, event_id=self.event_id, vendor=vendor,
                           operation=operation)
             return await self.failed(event, vendor, operation, state, err, time.perf_counter() - started)
-        await self.record(vendor, operation, state.succeeded(), "succeeded", time.perf_counter() - started)
+        await self.record(vendor, operation, state.succeeded(), "succeeded", time.perf_counter() - started,
+                          status=status)
         return None
 
     async def failed(self, event: dict[str, Any], vendor: str, operation: str, state: CallState,
@@ -146,7 +147,7 @@ class EventDelivery:
         return None
 
     async def record(self, vendor: str, operation: str, state: CallState, outcome: str, seconds: float | None,
-                     write: Any = None) -> None:
+                     write: Any = None, status: int | None = None) -> None:
         """Write one call's new state (and counters) in the next shared pipeline, then log the canonical line."""
         d = self.deps
         field = f"{vendor}.{operation}"
@@ -164,6 +165,6 @@ class EventDelivery:
         error = state.last_error if outcome in ("retrying", "dead") else {}
         log.info(
             "vendor_call", source=self.source, event_id=self.event_id, vendor=vendor, operation=operation,
-            attempt=state.attempts, outcome=outcome, status=error.get("status"),
+            attempt=state.attempts, outcome=outcome, status=error.get("status", status),
             duration_ms=None if seconds is None else round(seconds * 1000, 2), error=error.get("message"),
         )

@@ -26,7 +26,7 @@ class VendorPort(Protocol):
 
     async def perform(
         self, vendor: str, operation: str, event: Any, *, idempotency_key: str, timeout: float
-    ) -> None: ...
+    ) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
