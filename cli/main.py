@@ -101,7 +101,7 @@ def dlq_list(vendor: Vendor = None, type_: Type = None, source: Source = None, s
              as_json: Json = False) -> None:
     """List dead letters, oldest first."""
     flt = make_filter(vendor, type_, source, since, until)
-    items, next_cursor = run(lambda s, r: store_for(s, r).list(flt, limit=limit, cursor=cursor))
+    items, next_cursor = run(lambda s, r: store_for(s, r).page(flt, limit=limit, cursor=cursor))
     if as_json:
         print_json({"items": items, "next_cursor": next_cursor})
         return

@@ -127,7 +127,7 @@ async def show_event(request: Request, admin: Admin) -> Response:
 
 
 def parse_limit(raw: str | None) -> int:
-    if raw in (None, ""):
+    if not raw:
         return 100
     if not raw.isdigit() or not 1 <= int(raw) <= 1000:
         raise ValueError("limit: a whole number from 1 to 1000")
@@ -144,7 +144,7 @@ async def list_dead_letters(request: Request, admin: Admin) -> Response:
             parse_cursor(cursor)
     except ValueError as exc:
         return bad_request(str(exc))
-    items, next_cursor = await admin.dead_letters.list(flt, limit=limit, cursor=cursor)
+    items, next_cursor = await admin.dead_letters.page(flt, limit=limit, cursor=cursor)
     return json(200, {"items": items, "next_cursor": next_cursor})
 
 

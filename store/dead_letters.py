@@ -9,7 +9,7 @@ fresh try count and enqueues a delivery job in the same script; the idempotency 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,7 +192,7 @@ class DeadLetterStore:
                     if flt.matches(letter):
                         yield f"{score}:{dl_id}", letter
 
-    async def list(self, flt: Filter | None = None, *, limit: int = 100, cursor: str | None = None
+    async def page(self, flt: Filter | None = None, *, limit: int = 100, cursor: str | None = None
                    ) -> tuple[list[dict[str, Any]], str | None]:
         """One page: up to `limit` letters and the cursor of the next page (None at the end)."""
         items: list[dict[str, Any]] = []
@@ -224,7 +224,7 @@ class DeadLetterStore:
                 self.intake.job_ttl_ms, job_id, now_ms]
         return keys, args
 
-    async def replay_batch(self, letters: list[Mapping[str, Any]]) -> int:
+    async def replay_batch(self, letters: Sequence[Mapping[str, Any]]) -> int:
         """Replay several letters in one round trip; how many were still there to replay."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for letter in letters:

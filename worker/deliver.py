@@ -120,10 +120,10 @@ class EventDelivery:
         except DeliveryError as err:
             return await self.failed(event, vendor, operation, state, err, time.perf_counter() - started)
         except Exception as exc:  # a bug must not become endless retries: dead-letter it with the reason
-            err = PermanentError(f"internal error in {vendor}.{operation}: {type(exc).__name__}: {exc}")
+            bug = PermanentError(f"internal error in {vendor}.{operation}: {type(exc).__name__}: {exc}")
             log.exception("call_crashed", source=self.source, event_id=self.event_id, vendor=vendor,
                           operation=operation)
-            return await self.failed(event, vendor, operation, state, err, time.perf_counter() - started)
+            return await self.failed(event, vendor, operation, state, bug, time.perf_counter() - started)
         await self.record(vendor, operation, state.succeeded(), "succeeded", time.perf_counter() - started,
                           status=status)
         return None
@@ -162,7 +162,7 @@ class EventDelivery:
             return n + record_call(pipe, d.keys.metrics, vendor, operation, outcome, seconds)
 
         await d.batcher.submit(queue)
-        error = state.last_error if outcome in ("retrying", "dead") else {}
+        error = (state.last_error or {}) if outcome in ("retrying", "dead") else {}
         log.info(
             "vendor_call", source=self.source, event_id=self.event_id, vendor=vendor, operation=operation,
             attempt=state.attempts, outcome=outcome, status=error.get("status", status),

@@ -64,12 +64,12 @@ async def test_list_filters_and_pages_oldest_first(store) -> None:
         made.append(await put(store, n, at=at[f"evt_{n}"], vendor=vendor, type_="purchase" if n % 3 else "signup"))
     seen, cursor = [], None
     while True:
-        items, cursor = await store.list(Filter(vendor="segmetrics"), limit=4, cursor=cursor)
+        items, cursor = await store.page(Filter(vendor="segmetrics"), limit=4, cursor=cursor)
         seen.extend(items)
         if cursor is None:
             break
     assert [x["id"] for x in seen] == [x["id"] for x in made if x["vendor"] == "segmetrics"]
-    items, _ = await store.list(Filter(vendor="segmetrics", type="signup", since=T0 + 10, until=T0 + 40))
+    items, _ = await store.page(Filter(vendor="segmetrics", type="signup", since=T0 + 10, until=T0 + 40))
     expected = [x["event_id"] for x in made if x["vendor"] == "segmetrics" and x["event_type"] == "signup"
                 and T0 + 10 <= at[x["event_id"]] <= T0 + 40]
     assert [x["event_id"] for x in items] == expected and expected
@@ -94,7 +94,7 @@ async def test_replay_batch_and_delete(store) -> None:
     assert await store.delete(letters[0]["id"]) is True
     assert await store.delete(letters[0]["id"]) is False
     assert await store.replay_batch(letters) == 4
-    assert (await store.list())[0] == []
+    assert (await store.page())[0] == []
 
 
 @pytest.mark.parametrize("params", [{"since": "yesterday"}, {"until": "2026-11-24T10:00:00"}, {"vendor": 3}])

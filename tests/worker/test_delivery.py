@@ -94,7 +94,7 @@ async def test_permanent_error_dead_letters_at_once(events, vendor_settings, red
     assert statuses(found)["segmetrics.upsert_invoice"] == "dead"
     assert statuses(found)["salesmachine.track_event"] == "succeeded"
     deps = await build_deps(vendor_settings, redis=redis_client, vendors=object())
-    letters, _ = await deps.dead_letters.list(Filter())
+    letters, _ = await deps.dead_letters.page(Filter())
     assert len(letters) == 1
     letter = letters[0]
     assert letter["error"]["class"] == "permanent" and letter["error"]["status"] == 400
@@ -110,7 +110,7 @@ async def test_used_up_schedule_dead_letters_then_replay_delivers(events, vendor
     await events.accept(sample_event("segment.join", T0, "evt_x"))
     await run_burst(vendor_settings)
     deps = await build_deps(vendor_settings, redis=redis_client, vendors=object())
-    [letter], _ = await deps.dead_letters.list(Filter(vendor="personaclick"))
+    [letter], _ = await deps.dead_letters.page(Filter(vendor="personaclick"))
     assert letter["attempts"] == 4 and letter["error"]["class"] == "transient"
     assert letter["first_failed_at"] < letter["last_failed_at"]
     before = len(sandbox.state.requests)
@@ -122,7 +122,7 @@ async def test_used_up_schedule_dead_letters_then_replay_delivers(events, vendor
     assert new[0].idempotency_key == letter["idempotency_key"]
     found = await view(redis_client, vendor_settings, "evt_x")
     assert set(statuses(found).values()) == {"succeeded"}
-    assert (await deps.dead_letters.list(Filter()))[0] == []
+    assert (await deps.dead_letters.page(Filter()))[0] == []
 
 
 async def test_a_second_run_of_a_delivered_event_sends_nothing(events, vendor_settings, redis_client, sandbox):
@@ -219,5 +219,5 @@ async def test_a_crashing_handler_is_dead_lettered_not_retried_forever(vendor_se
     deps = await build_deps(vendor_settings, redis=redis_client, vendors=Broken())
     await events.accept(sample_event("ad.performance", T0, "evt_b"))
     await run_burst(vendor_settings, deps)
-    [letter], _ = await deps.dead_letters.list(Filter())
+    [letter], _ = await deps.dead_letters.page(Filter())
     assert letter["error"]["class"] == "permanent" and "internal error" in letter["error"]["message"]
