@@ -48,3 +48,25 @@ async def test_redis_down_fails_every_caller() -> None:
     with pytest.raises(RedisConnectionError):
         await batcher.submit(lambda pipe: pipe.ping() and 1)
     await client.aclose()
+
+
+async def test_a_forgotten_script_is_loaded_and_only_its_command_sent_again() -> None:
+    """NOSCRIPT means the script did not run: it alone is sent again; commands beside it run once.
+    (A private Redis: SCRIPT FLUSH must not touch the shared one.)"""
+    from store.batch import queue_script
+    from tests.support.redis_server import RedisServer
+
+    with RedisServer() as server:
+        client = aredis.Redis.from_url(server.url)
+        batcher = PipelineBatcher(client)
+        script = client.register_script("return redis.call('INCR', KEYS[1])")
+
+        def queue(pipe) -> int:
+            pipe.incr("beside")
+            return 1 + queue_script(pipe, script, ["scripted"], [])
+
+        assert await batcher.submit(queue) == [1, 1]  # never loaded before: loaded on demand
+        await client.script_flush()
+        assert await batcher.submit(queue) == [2, 2]
+        assert int(await client.get("beside")) == 2
+        await client.aclose()
