@@ -6,9 +6,11 @@ worker then starts again after a pause instead of exiting, and jobs it held are 
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import structlog
+import uvloop
 from arq.worker import run_worker
 from redis.exceptions import ConnectionError, TimeoutError
 
@@ -24,6 +26,9 @@ def main() -> None:
     configure_logging()
     log = structlog.get_logger("sluice.worker")
     while True:
+        # uvloop, like the ingress: the worker's time goes to sockets (HTTP to vendors, Redis), which uvloop
+        # makes cheaper than asyncio's selector loop; arq runs on the current event loop.
+        asyncio.set_event_loop(uvloop.new_event_loop())
         try:
             run_worker(worker_settings(settings))  # type: ignore[arg-type]
             return
