@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from cli.samples import sample_event  # noqa: E402
 from cli.signing import sign_headers  # noqa: E402
-from tests.support.fleet import write_config  # noqa: E402
+from config.toml import write as write_config  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+import config.toml
 from store.connection import redis_answers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,39 +72,16 @@ def wait_for(check: object, what: str, timeout: float = 20.0) -> None:
 def demo_config(redis_url: str, sandbox_url: str) -> str:
     from handlers.sandbox.config import sandbox_vendor_tables
 
-    lines = [
-        f'redis_url = "{redis_url}"',
-        "",
-        "[ingress]",
-        f'admin_token = "{DEMO_ADMIN_TOKEN}"',
-        "",
-        "[sources.demo]",
-        'scheme = "standard-webhooks"',
-        f'secrets = ["{DEMO_SECRET}"]',
-        "",
-        "[sources.demo-stripe]",
-        'scheme = "stripe"',
-        f'secrets = ["{DEMO_STRIPE_SECRET}"]',
-        "",
-        "[delivery]",
-        "timeout_seconds = 5",
-        "schedule_seconds = [1, 5, 30, 120]",
-    ]
-    for vendor, table in sandbox_vendor_tables(sandbox_url).items():
-        lines += ["", f"[vendors.{vendor}]"]
-        for key, value in table.items():
-            lines.append(f"{key} = {toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return config.toml.dumps({
+        "redis_url": redis_url,
+        "ingress": {"admin_token": DEMO_ADMIN_TOKEN},
+        "sources": {
+            "demo": {"scheme": "standard-webhooks", "secrets": [DEMO_SECRET]},
+            "demo-stripe": {"scheme": "stripe", "secrets": [DEMO_STRIPE_SECRET]},
+        },
+        "delivery": {"timeout_seconds": 5, "schedule_seconds": [1, 5, 30, 120]},
+        "vendors": sandbox_vendor_tables(sandbox_url),
+    })
 
 
 class Fleet:

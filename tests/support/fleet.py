@@ -13,6 +13,7 @@ from typing import Any
 
 import redis
 
+import config.toml
 from core.routing import plan
 from store.calls import CallState
 from store.keys import Keys
@@ -20,34 +21,9 @@ from store.keys import Keys
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f'"{k}" = {toml_value(v)}' for k, v in value.items()) + " }"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def write_config(path: Path, data: Mapping[str, Any]) -> Path:
-    """A TOML file from a config mapping (top-level scalars, then tables, then nested tables)."""
-    lines: list[str] = []
-
-    def table(prefix: str, node: Mapping[str, Any]) -> None:
-        scalars = {k: v for k, v in node.items() if not isinstance(v, dict) or k in ("segments",)}
-        if prefix:
-            lines.append(f"[{prefix}]")
-        lines.extend(f"{k} = {toml_value(v)}" for k, v in scalars.items())
-        for k, v in node.items():
-            if k not in scalars:
-                table(f"{prefix}.{k}" if prefix else k, v)
-
-    table("", data)
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    """A TOML config file from a config mapping."""
+    return config.toml.write(path, data)
 
 
 class WorkerProcess:
