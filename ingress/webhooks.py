@@ -90,7 +90,9 @@ async def _handle(request: Request, state: IngressState, result: WebhookResult) 
     try:
         body = await read_body(request.receive, limit, state.settings.ingress.body_timeout_seconds)
     except TimeoutError:
-        return _reject(result, 408, "request_timeout")
+        response = _reject(result, 408, "request_timeout")
+        response.headers["connection"] = "close"  # else the server waits on for the rest of the body
+        return response
     if body is None:
         return _reject(result, 413, "payload_too_large", "streamed")
     try:
