@@ -32,7 +32,7 @@ from store.connection import RETRY_ON, patient_retry, worker_redis
 from store.dead_letters import DeadLetterStore
 from store.intake import DELIVER, Intake
 from store.keys import Keys
-from worker.deliver import deliver
+from worker.deliver import RELEASE_LUA, deliver
 from worker.deps import Deps
 from worker.ratelimit import RateLimiter
 from worker.retry import RetryPolicy
@@ -63,7 +63,8 @@ async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors:
         dead_letters=DeadLetterStore(redis, keys, intake, clock),
         limiter=RateLimiter(redis, keys, rates, max_wait=settings.worker.rate_max_wait_seconds), batcher=PipelineBatcher(redis),
         policy=RetryPolicy.from_settings(settings.delivery), clock=clock, rng=rng or random.Random(),
-        lease_ms=(job_timeout(settings) + 5) * 1000, owns_redis=owns_redis,
+        lease_ms=(job_timeout(settings) + 5) * 1000, release_lease=redis.register_script(RELEASE_LUA),
+        owns_redis=owns_redis,
     )
 
 

@@ -77,7 +77,8 @@ class EventDelivery:
             states = {k.decode(): CallState.loads(v) for k, v in raw_states.items()}
             next_due = await self.run_calls(orjson.loads(body), states)
         finally:
-            await asyncio.shield(d.redis.eval(RELEASE_LUA, 1, self.lease_key, token))
+            release = [self.lease_key], [token]
+            await asyncio.shield(d.batcher.submit(lambda pipe: queue_script(pipe, d.release_lease, *release)))
         if next_due is not None:
             raise Retry(defer=max(0.0, next_due - d.clock()))
         return "done"

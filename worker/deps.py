@@ -44,6 +44,7 @@ class Deps:
     clock: Clock
     rng: random.Random
     lease_ms: int
+    release_lease: Any  # the registered compare-and-delete script of the event lease
     owns_redis: bool = False
 
     async def aclose(self) -> None:

@@ -140,10 +140,10 @@ async def test_a_second_run_of_a_delivered_event_sends_nothing(events, vendor_se
 
 async def test_timeout_is_transient(make_settings, sandbox, redis_client):
     settings = make_settings(vendors=sandbox.vendor_tables(),
-                             delivery={"timeout_seconds": 0.3, "schedule_seconds": [0.05, 0.1, 0.2]})
+                             delivery={"timeout_seconds": 1, "schedule_seconds": [0.05, 0.1, 0.2]})
     from tests.worker.conftest import Events
 
-    sandbox.state.inject("infinity", delay=2, times=1)
+    sandbox.state.inject("infinity", delay=5, times=1)
     await Events(redis_client, settings).accept(sample_event("segment.delete", T0, "evt_slow"))
     await run_burst(settings)
     found = await view(redis_client, settings, "evt_slow")
