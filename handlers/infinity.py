@@ -212,8 +212,13 @@ class InfinityClient(VendorClient):
         form = segment_form(segment, group_id)
         found = await self._find_segments(call, ref)
         if found:
-            await self._update(call, f"/segments/{found[0]}", form)
-            return
+            try:
+                await self._update(call, f"/segments/{found[0]}", form)
+                return
+            except PermanentError as gone:
+                if gone.status != 404:
+                    raise
+                # deleted since the lookup (a segment.delete delivered meanwhile): an upsert creates it afresh
         try:
             await self._create(call, "/segments", form)
         except PermanentError as refused:

@@ -100,6 +100,19 @@ async def test_upsert_that_loses_a_create_race_updates(perform: Callable[..., An
     assert tail == [("GET", 200), ("POST", 400), ("GET", 200), ("POST", 204)]
 
 
+async def test_upsert_racing_a_delete_creates_afresh(perform: Callable[..., Any], sandbox: SandboxServer) -> None:
+    """The lookup found a segment that a concurrent delete removed before our update: the update's 404 means
+    "gone", so the upsert creates the segment instead of failing."""
+    stale = '{"segment":"999","segmentRef":"vip","segmentName":"VIP customers"}\n'
+    sandbox.state.inject("infinity", status=200, body=stale, method="GET", path_contains="/segments")
+    await perform("infinity", "upsert_segment", samples.segment_upsert())
+    [segment] = segments(sandbox)
+    assert segment["segmentRef"] == "vip"
+    tail = [(r.method, r.path.rsplit("/", 1)[-1], r.status) for r in sandbox.state.requests_for(
+        path_contains="/segments")][-3:]
+    assert tail == [("GET", "segments", 200), ("POST", "999", 404), ("POST", "segments", 201)]
+
+
 async def test_upsert_without_group(perform: Callable[..., Any], sandbox: SandboxServer) -> None:
     await perform("infinity", "upsert_segment", samples.segment_upsert(group=None, criteria=[]))
     [segment] = segments(sandbox)
