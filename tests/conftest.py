@@ -12,11 +12,18 @@ from typing import Any
 import pytest
 import redis
 import redis.asyncio as aredis
+from hypothesis import settings as hypothesis_settings
 
 from config.settings import Settings, settings_from_mapping
 from tests.support.redis_server import RedisServer, answers
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+# CI explores the same inputs on every run (a failure there is reproducible, never a coin toss); a developer's
+# runs keep drawing new ones. No deadline: a loaded 2-core machine is slow, not wrong.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("dev", deadline=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(scope="session")
