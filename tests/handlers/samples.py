@@ -5,16 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-CONTACT: dict[str, Any] = {
-    "id": "cus_42",
-    "email": "ada@example.com",
-    "phone": "+4400114527199",
-    "first_name": "Ada",
-    "last_name": "Lovelace",
-    "account": {"id": "acc_7", "name": "Acme", "domain": "acme.io"},
-    "tags": ["newsletter"],
-    "custom_fields": {"plan": "pro"},
-}
+from cli.samples import (
+    CONTACT,  # the contact of SPEC section 4's example, shared with `sluice send`
+)
 
 ORDER: dict[str, Any] = {
     "id": "ord_1001",
