@@ -44,7 +44,8 @@ async def test_three_workers_share_one_budget(make_settings, sandbox, redis_clie
     async with httpx.AsyncClient() as http:
         deps = [await build_deps(settings, redis=redis_client, vendors=Timed(Vendors(settings, http), starts))
                 for _ in range(3)]
-        workers = await asyncio.gather(*(run_burst(settings, d, timeout=60) for d in deps))
+        # few jobs at a time each, so no worker can take the whole queue in its first poll
+        workers = await asyncio.gather(*(run_burst(settings, d, timeout=60, max_jobs=4) for d in deps))
     assert sum(w.jobs_complete for w in workers) == 40
     assert min(w.jobs_complete for w in workers) > 0  # all three took part
     assert len(starts) == 40 and len(sandbox.state.requests) == 40
