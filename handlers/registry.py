@@ -24,7 +24,7 @@ def build_http_client(settings: Settings) -> httpx.AsyncClient:
     """One pooled client per process: HTTP/1.1 keep-alive, `User-Agent: sluice/<version>`, no redirects
     (a vendor that redirects a POST is misconfigured), timeouts from `delivery.timeout_seconds` (each
     `perform` narrows them to what is left of its own budget)."""
-    concurrency = max(settings.worker.max_jobs, 10)
+    concurrency = max(settings.worker.max_jobs * 3, 10)  # a job sends its event's calls (~3) at once
     return httpx.AsyncClient(
         http1=True,
         http2=False,
