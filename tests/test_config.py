@@ -127,7 +127,7 @@ def test_every_bad_file_names_the_key(tmp_path, text, env, key, problem) -> None
 
 
 @pytest.mark.parametrize("module", [["-m", "worker"], ["-m", "cli", "dlq", "list"],
-                                    ["-c", "from ingress.app import create_app; create_app()"]])
+                                    ["-m", "uvicorn", "--factory", "ingress.app:create_app", "--port", "0"]])
 def test_processes_stop_with_one_line(tmp_path, module) -> None:
     """A bad config stops each process at startup with one line naming the key, never a traceback."""
     env = write(tmp_path, '[delivery]\ntimeout_seconds = "ten"')
