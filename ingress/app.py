@@ -12,6 +12,7 @@ share one Redis round trip, each answered only after its own write was acknowled
 from __future__ import annotations
 
 import contextlib
+import time
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -98,14 +99,28 @@ def openapi_endpoint() -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+def logged(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+    """One log line per request for the routes that do not write their own (webhooks and admin do)."""
+
+    async def wrapper(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await endpoint(request)
+        request.state.ingress.log.info("request", method=request.method, path=request.url.path,
+                                       status=response.status_code,
+                                       duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        return response
+
+    return wrapper
+
+
 def build_routes(metrics: IngressMetrics, extra_routes: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
     """Every route of the ingress and the admin API; `extra_routes` are appended."""
     return [
         Route("/webhooks/{source}", receive_webhook, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
-        Route("/openapi.json", openapi_endpoint(), methods=["GET"]),
+        Route("/healthz", logged(healthz), methods=["GET"]),
+        Route("/readyz", logged(readyz), methods=["GET"]),
+        Route("/metrics", logged(metrics_endpoint(metrics)), methods=["GET"]),
+        Route("/openapi.json", logged(openapi_endpoint()), methods=["GET"]),
         *admin_routes(),
         *extra_routes,
     ]

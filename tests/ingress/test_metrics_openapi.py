@@ -54,3 +54,13 @@ async def test_openapi_describes_every_route(client) -> None:
     webhook = doc["paths"]["/webhooks/{source}"]["post"]["responses"]
     assert set(webhook) == {"200", "202", "400", "401", "404", "408", "413", "415", "503"}  # 408: body deadline
     assert "Event" in doc["components"]["schemas"]
+
+
+async def test_every_other_route_logs_one_line(client) -> None:
+    from structlog.testing import capture_logs
+
+    with capture_logs() as logs:
+        for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+            assert (await client.get(path)).status_code == 200
+    lines = [(x["event"], x["path"], x["status"]) for x in logs]
+    assert lines == [("request", p, 200) for p in ("/healthz", "/readyz", "/metrics", "/openapi.json")]
