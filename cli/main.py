@@ -135,10 +135,8 @@ async def _bulk(store: DeadLetterStore, flt: Filter, dry_run: bool, action: str,
         task = progress.add_task(action, total=len(letters))
         for i in range(0, len(letters), 500):
             chunk = letters[i : i + 500]
-            if action == "replay":
-                done += await store.replay_batch(chunk)
-            else:
-                done += sum([await store.delete(dl["id"]) for dl in chunk])
+            batch = store.replay_batch if action == "replay" else store.delete_batch
+            done += await batch(chunk)
             progress.advance(task, len(chunk))
     return done
 

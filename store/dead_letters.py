@@ -152,10 +152,16 @@ class DeadLetterStore:
 
     async def delete(self, dl_id: str) -> bool:
         letter = await self.get(dl_id)
-        if letter is None:
-            return False
-        keys = [self.keys.dead_letter(dl_id), self.keys.dead_index, self.keys.dead_counts]
-        return bool(await self._delete(keys=keys, args=[dl_id, letter["vendor"]]))
+        return letter is not None and await self.delete_batch([letter]) == 1
+
+    async def delete_batch(self, letters: Sequence[Mapping[str, Any]]) -> int:
+        """Delete several letters in one round trip; how many were still there to delete."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for letter in letters:
+                keys = [self.keys.dead_letter(letter["id"]), self.keys.dead_index, self.keys.dead_counts]
+                await self._delete(keys=keys, args=[letter["id"], letter["vendor"]], client=pipe)
+            results = await pipe.execute()
+        return sum(1 for r in results if r)
 
     async def counts(self) -> dict[str, int]:
         raw = await self.redis.hgetall(self.keys.dead_counts)

@@ -30,13 +30,6 @@ redis.call('ZADD', KEYS[4], ARGV[7], ARGV[6])
 return 1
 """
 
-ENQUEUE_LUA = """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('PSETEX', KEYS[2], ARGV[4], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5])
-return 1
-"""
-
 
 def job_bytes(source: str, event_id: str, enqueue_ms: int) -> bytes:
     return orjson.dumps({"t": None, "f": DELIVER, "a": [source, event_id], "k": {}, "et": enqueue_ms})
@@ -60,7 +53,6 @@ class Intake:
         self.event_ttl = max(self.dedupe_seconds, horizon) + _DAY
         self.job_ttl_ms = horizon * 1000
         self._accept = redis.register_script(ACCEPT_LUA)
-        self._enqueue = redis.register_script(ENQUEUE_LUA)
 
     def accept_args(self, source: str, event_id: str, body: bytes) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of the accept script, for callers that batch it into a pipeline."""
@@ -76,16 +68,6 @@ class Intake:
         """Store and enqueue a new event; False (and nothing written) when it was accepted before."""
         keys, args = self.accept_args(source, event_id, body)
         return bool(await self._accept(keys=keys, args=args))
-
-    async def enqueue(self, source: str, event_id: str, body: bytes, *, suffix: str) -> str:
-        """Store the event (again) and enqueue a fresh delivery job for it, e.g. for a replay. Returns the job id."""
-        now_ms = int(self.clock() * 1000)
-        job_id = self.keys.job_id(source, event_id, suffix)
-        await self._enqueue(
-            keys=[self.keys.event(source, event_id), f"arq:job:{job_id}", self.keys.queue],
-            args=[body, self.event_ttl, job_bytes(source, event_id, now_ms), self.job_ttl_ms, job_id, now_ms],
-        )
-        return job_id
 
 
 class BatchingIntake(Intake):

@@ -107,3 +107,11 @@ def test_bad_filters_name_the_field(params) -> None:
 def test_bad_cursor(cursor) -> None:
     with pytest.raises(ValueError):
         parse_cursor(cursor)
+
+
+async def test_delete_batch_counts_what_was_there(store) -> None:
+    letters = [await put(store, n, at=T0 + n) for n in range(4)]
+    assert await store.delete(letters[0]["id"]) is True
+    assert await store.delete_batch(letters) == 3
+    assert await store.counts() == {"segmetrics": 0}
+    assert (await store.page())[0] == []
