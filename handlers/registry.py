@@ -18,23 +18,19 @@ from handlers.infinity import InfinityClient
 from handlers.personaclick import PersonaClickClient
 from handlers.salesmachine import V2_OPERATIONS, SalesmachineClient
 from handlers.segmetrics import SegMetricsClient
+from handlers.transport import VendorTransport
 
 
 def build_http_client(settings: Settings) -> httpx.AsyncClient:
     """One pooled client per process: HTTP/1.1 keep-alive, `User-Agent: sluice/<version>`, no redirects
     (a vendor that redirects a POST is misconfigured), timeouts from `delivery.timeout_seconds` (each
-    `perform` narrows them to what is left of its own budget)."""
+    `perform` narrows them to what is left of its own budget). Requests go through `VendorTransport`
+    (aiohttp's pool under httpx's API): every connection the pool opens stays alive for reuse."""
     concurrency = max(settings.worker.max_jobs * 3, 10)  # a job sends its event's calls (~3) at once
     return httpx.AsyncClient(
-        http1=True,
-        http2=False,
         headers={"User-Agent": user_agent()},
         timeout=httpx.Timeout(settings.delivery.timeout_seconds),
-        limits=httpx.Limits(
-            max_connections=concurrency,
-            max_keepalive_connections=min(concurrency, 64),
-            keepalive_expiry=30.0,
-        ),
+        transport=VendorTransport(limits=httpx.Limits(max_connections=concurrency, keepalive_expiry=30.0)),
         follow_redirects=False,
     )
 
