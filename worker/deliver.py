@@ -62,12 +62,16 @@ class EventDelivery:
     async def run(self) -> str:
         d = self.deps
         token = secrets.token_hex(8)
-        async with d.redis.pipeline(transaction=False) as pipe:
+
+        def take_lease_and_load(pipe: Any) -> int:
             pipe.set(self.lease_key, token, nx=True, px=d.lease_ms)
             pipe.pttl(self.lease_key)
             pipe.get(d.keys.event(self.source, self.event_id))
             pipe.hgetall(self.calls_key)
-            leased, lease_ttl, body, raw_states = await pipe.execute()
+            return 4
+
+        # in the shared pipeline: under load, the runs starting together share one round trip
+        leased, lease_ttl, body, raw_states = await d.batcher.submit(take_lease_and_load)
         if not leased:  # another worker is delivering this event right now (e.g. a replay overlapping)
             raise Retry(defer=max(int(lease_ttl), 100) / 1000)
         try:

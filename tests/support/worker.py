@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from arq.worker import Worker
 
 from config.settings import Settings
 from worker.app import worker_settings
+from worker.claim import ClaimingWorker
 from worker.deps import Deps
 
 
-async def run_burst(settings: Settings, deps: Deps | None = None, *, timeout: float = 30.0, **overrides: Any) -> Worker:
+async def run_burst(settings: Settings, deps: Deps | None = None, *, timeout: float = 30.0, **overrides: Any) -> ClaimingWorker:
     """Run one burst worker until the queue (deferred retries included) is empty; returns it for its counters."""
     options = worker_settings(settings, burst=True, poll_delay=0.005, handle_signals=False, **overrides)
-    worker = Worker(**options, ctx={"deps": deps} if deps is not None else {})
+    worker = ClaimingWorker(**options, ctx={"deps": deps} if deps is not None else {})
     try:
         await asyncio.wait_for(worker.main(), timeout)
     finally:
