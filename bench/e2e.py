@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (  # noqa: E402
     SOURCE, VENV_BIN, Proc, Workdir, bench_config, figures, free_port, median, percentile, post_all,
-    signed_request, say, start_redis, table, uvicorn,
+    proc_cpu_seconds, signed_request, say, start_redis, table, uvicorn,
 )
 from core.idempotency import idempotency_key  # noqa: E402
 from handlers.sandbox.config import sandbox_vendor_tables  # noqa: E402
@@ -100,11 +100,16 @@ class System:
     def run_events(self, count: int, rate: float | None = None) -> dict[str, Any]:
         """Post `count` events, wait for all their vendor calls; throughput and per-event latency."""
         ids, reqs = self.requests(count)
+        procs = {"web": [self.web], "workers": self.workers, "sandbox": [self.sandbox], "redis": [self.redis_proc]}
+        cpu_before = {name: sum(proc_cpu_seconds(p.pid) for p in group) for name, group in procs.items()}
+        loader_before = time.process_time()
         sent, _, status = post_all(self.web.port, reqs, rate=rate)
         bad = [s for s in status if s != 202]
         if bad:
             raise RuntimeError(f"{len(bad)} posts not answered 202 (e.g. {bad[0]})")
         self.wait_calls(count * len(CALLS))
+        cpu = {name: sum(proc_cpu_seconds(p.pid) for p in group) - cpu_before[name] for name, group in procs.items()}
+        cpu["loader"] = time.process_time() - loader_before
         times = orjson.loads(self.sandbox_http.get("/_bench/times").content)
         last: dict[str, float] = {}
         for key, at in times:
@@ -116,7 +121,8 @@ class System:
         first, end = min(sent), max(at for _, at in times)
         return {"events": count, "seconds": end - first, "events_per_s": count / (end - first),
                 "calls_per_s": len(times) / (end - first), "p50_ms": percentile(latencies, 50),
-                "p99_ms": percentile(latencies, 99), "calls": len(times)}
+                "p99_ms": percentile(latencies, 99), "calls": len(times),
+                "cpu_ms_per_event": {name: round(seconds * 1000 / count, 3) for name, seconds in cpu.items()}}
 
     def arq_noop(self, jobs: int, mode: str) -> dict[str, Any]:
         out = subprocess.run([sys.executable, "bench/arq_noop.py", self.url, str(jobs), mode], check=True,
