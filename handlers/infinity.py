@@ -123,7 +123,7 @@ def group_name(event: Event) -> str:
 class InfinityClient(VendorClient):
     vendor = "infinity"
 
-    def __init__(self, cfg: InfinitySettings, http: httpx.AsyncClient, *, clock: Clock = system_clock) -> None:
+    def __init__(self, cfg: InfinitySettings, http: httpx.AsyncBaseTransport, *, clock: Clock = system_clock) -> None:
         password = cfg.password.get_secret_value()
         auth = basic_auth_header(cfg.username, password)
         super().__init__(

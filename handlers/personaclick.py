@@ -66,7 +66,7 @@ class PersonaClickClient(VendorClient):
     vendor = "personaclick"
 
     def __init__(
-        self, cfg: PersonaClickSettings, http: httpx.AsyncClient, *, clock: Clock = system_clock
+        self, cfg: PersonaClickSettings, http: httpx.AsyncBaseTransport, *, clock: Clock = system_clock
     ) -> None:
         self.shop_id = cfg.shop_id
         self._secret = cfg.shop_secret.get_secret_value()

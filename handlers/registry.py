@@ -13,7 +13,7 @@ from config.settings import Settings
 from core.clock import Clock, system_clock
 from core.errors import DeliveryError, PermanentError, TransientError
 from core.routing import OPERATIONS
-from handlers.base import Call, Deadline, VendorClient, user_agent
+from handlers.base import Call, Deadline, VendorClient
 from handlers.infinity import InfinityClient
 from handlers.personaclick import PersonaClickClient
 from handlers.salesmachine import V2_OPERATIONS, SalesmachineClient
@@ -21,24 +21,19 @@ from handlers.segmetrics import SegMetricsClient
 from handlers.transport import VendorTransport
 
 
-def build_http_client(settings: Settings) -> httpx.AsyncClient:
-    """One pooled client per process: HTTP/1.1 keep-alive, `User-Agent: sluice/<version>`, no redirects
-    (a vendor that redirects a POST is misconfigured), timeouts from `delivery.timeout_seconds` (each
-    `perform` narrows them to what is left of its own budget). Requests go through `VendorTransport`
-    (aiohttp's pool under httpx's API): every connection the pool opens stays alive for reuse."""
+def build_http_client(settings: Settings) -> VendorTransport:
+    """One pooled HTTP transport per process (HTTP/1.1 keep-alive, aiohttp's pool under httpx's API), sized so
+    that every job's calls can be in flight at once; connections stay open 30 s for reuse. Vendor clients set
+    everything per request: `User-Agent: sluice/<version>`, the time left of the operation's budget as every
+    timeout; redirects are never followed (a vendor that redirects a POST is misconfigured)."""
     concurrency = max(settings.worker.max_jobs * 3, 10)  # a job sends its event's calls (~3) at once
-    return httpx.AsyncClient(
-        headers={"User-Agent": user_agent()},
-        timeout=httpx.Timeout(settings.delivery.timeout_seconds),
-        transport=VendorTransport(limits=httpx.Limits(max_connections=concurrency, keepalive_expiry=30.0)),
-        follow_redirects=False,
-    )
+    return VendorTransport(limits=httpx.Limits(max_connections=concurrency, keepalive_expiry=30.0))
 
 
 class Vendors:
     """The four vendor clients built from settings; one `perform` per vendor operation."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, *, clock: Clock = system_clock) -> None:
+    def __init__(self, settings: Settings, http: httpx.AsyncBaseTransport, *, clock: Clock = system_clock) -> None:
         self.settings = settings
         self._clients: dict[str, VendorClient] = {}
         v = settings.vendors

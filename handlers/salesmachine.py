@@ -147,7 +147,7 @@ class SalesmachineClient(VendorClient):
     vendor = "salesmachine"
 
     def __init__(
-        self, cfg: SalesmachineSettings, http: httpx.AsyncClient, *, clock: Clock = system_clock
+        self, cfg: SalesmachineSettings, http: httpx.AsyncBaseTransport, *, clock: Clock = system_clock
     ) -> None:
         token = cfg.api_token.get_secret_value()
         secret = cfg.api_secret.get_secret_value()

@@ -167,7 +167,7 @@ def _segment(value: Any) -> str:
 class SegMetricsClient(VendorClient):
     vendor = "segmetrics"
 
-    def __init__(self, cfg: SegMetricsSettings, http: httpx.AsyncClient, *, clock: Clock = system_clock) -> None:
+    def __init__(self, cfg: SegMetricsSettings, http: httpx.AsyncBaseTransport, *, clock: Clock = system_clock) -> None:
         key = cfg.api_key.get_secret_value()
         super().__init__(
             http,

@@ -1,5 +1,5 @@
-"""The transport under the worker's `httpx.AsyncClient`: aiohttp's connection pool and C parser
-(`httpx-aiohttp`), in place of httpcore's pool, which costs several times more CPU per call (bench/README.md).
+"""The HTTP transport of the worker's vendor calls: aiohttp's connection pool and C parser (`httpx-aiohttp`),
+in place of httpcore's pool, which costs several times more CPU per call (bench/README.md).
 
 Vendor clients still speak httpx only (requests, responses, timeouts, exceptions). This module keeps that
 promise at its edge: every failure the aiohttp side can raise, while sending or while reading the body, leaves

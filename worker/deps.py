@@ -34,7 +34,7 @@ class Deps:
     settings: Settings
     keys: Keys
     redis: Redis
-    http: httpx.AsyncClient | None
+    http: httpx.AsyncBaseTransport | None
     vendors: VendorPort
     intake: Intake
     dead_letters: DeadLetterStore

@@ -24,6 +24,7 @@ from handlers.base import (
     user_agent,
 )
 from handlers.registry import Vendors, build_http_client
+from handlers.transport import VendorTransport
 from tests.handlers import samples
 from tests.handlers.conftest import KEY
 
@@ -155,7 +156,7 @@ async def test_a_spent_budget_sends_nothing() -> None:
     ticks = iter([0.0, 5.0])
     deadline = Deadline(1.0, monotonic=lambda: next(ticks))
     transport = httpx.MockTransport(lambda r: sent.append(r) or httpx.Response(200))
-    async with httpx.AsyncClient(transport=transport) as http:
+    async with transport as http:
         client = VendorClient(http, "http://vendor.example")
         with pytest.raises(TransientError, match="time budget"):
             await client.send(Call(KEY, deadline), "GET", "/x")
@@ -173,7 +174,7 @@ async def test_truncated_body_on_the_wire_is_transient() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, headers={"content-length": "100"}, stream=Truncated())
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+    async with httpx.MockTransport(answer) as http:
         client = VendorClient(http, "http://vendor.example")
         with pytest.raises(TransientError, match="RemoteProtocolError"):
             await client.send(Call(KEY, Deadline(2)), "POST", "/x", json={})
@@ -185,10 +186,9 @@ def test_user_agent() -> None:
 
 async def test_build_http_client(vendor_settings: Callable[..., Settings]) -> None:
     settings = vendor_settings()
-    async with build_http_client(settings) as http:
-        assert http.headers["user-agent"] == user_agent()
-        assert http.timeout.read == settings.delivery.timeout_seconds
-        assert not http.follow_redirects
+    async with build_http_client(settings) as transport:
+        assert isinstance(transport, VendorTransport)
+        assert transport.limits.max_connections == settings.worker.max_jobs * 3
 
 
 # -- registry -------------------------------------------------------------------------------------------

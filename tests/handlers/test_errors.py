@@ -183,7 +183,7 @@ async def test_infinity_create_with_an_undocumented_body_is_fine(vendor_settings
         rows = "".join(f'{{"segmentGroupId":"11","segmentGroupName":"{n}"}}\n' for n in created)
         return httpx.Response(200, text=rows)
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+    async with httpx.MockTransport(answer) as client:
         await Vendors(vendor_settings(), client).perform(
             "infinity", "ensure_segment_group", samples.segment_upsert(), idempotency_key=KEY, timeout=2
         )

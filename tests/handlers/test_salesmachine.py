@@ -140,7 +140,7 @@ async def test_v2_lookup_follows_pages_when_the_server_ignores_the_filter(
         rows = [r if r["id"] != "id_150" else {**r, "unique_id": "cus_42"} for r in rows][:100]
         return httpx.Response(200, json={"object": "contact.list", "data": rows, "has_more": start + 100 < 200})
 
-    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+    async with httpx.MockTransport(answer) as client:
         vendors = Vendors(vendor_settings(), client)
         await vendors.perform("salesmachine", "delete_contact", samples.contact_delete(), idempotency_key=KEY,
                               timeout=2)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
-
 from cli.samples import sample_event
-from handlers.registry import Vendors
+from handlers.registry import Vendors, build_http_client
 from tests.support.worker import run_burst
 from tests.worker.conftest import Events
 from worker.app import build_deps
@@ -41,7 +39,7 @@ async def test_three_workers_share_one_budget(make_settings, sandbox, redis_clie
     for i in range(40):
         await events.accept(sample_event("signup", 1_795_000_000.0, f"evt_{i}"))
     starts: list[float] = []
-    async with httpx.AsyncClient() as http:
+    async with build_http_client(settings) as http:
         deps = [await build_deps(settings, redis=redis_client, vendors=Timed(Vendors(settings, http), starts))
                 for _ in range(3)]
         # few jobs at a time each, so no worker can take the whole queue in its first poll
