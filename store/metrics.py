@@ -1,7 +1,7 @@
 """Worker metrics pushed through Redis, so the ingress's /metrics shows the whole fleet in one scrape.
 
 Workers add to one hash in the same pipeline as their ledger writes (no extra round trip, no per-worker
-port to scrape); the ingress reads the hash at scrape time. Fields:
+port to scrape), the increments of a whole batch summed; the ingress reads the hash at scrape time. Fields:
     call|<vendor>|<operation>|<outcome>    count of vendor calls by outcome
     lat|<vendor>|<le>                      count of calls with latency <= le seconds (non-cumulative bucket)
     latsum|<vendor>                        total latency in microseconds
@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from redis.asyncio.client import Pipeline
+from store.batch import Counters
 
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, float("inf"))
 
@@ -21,15 +21,14 @@ def bucket_label(le: float) -> str:
     return "+Inf" if le == float("inf") else repr(le)
 
 
-def record_call(pipe: Pipeline, key: str, vendor: str, operation: str, outcome: str, seconds: float | None) -> int:
-    """Queue the counter updates of one finished vendor call; returns how many commands were queued."""
-    pipe.hincrby(key, f"call|{vendor}|{operation}|{outcome}", 1)
-    if seconds is None:
-        return 1
-    le = BUCKETS[bisect_left(BUCKETS, seconds)]
-    pipe.hincrby(key, f"lat|{vendor}|{bucket_label(le)}", 1)
-    pipe.hincrby(key, f"latsum|{vendor}", int(seconds * 1_000_000))
-    return 3
+def call_counters(key: str, vendor: str, operation: str, outcome: str, seconds: float | None) -> Counters:
+    """The counter increments of one finished vendor call (for `PipelineBatcher.submit(counters=...)`)."""
+    counters = {(key, f"call|{vendor}|{operation}|{outcome}"): 1}
+    if seconds is not None:
+        le = BUCKETS[bisect_left(BUCKETS, seconds)]
+        counters[(key, f"lat|{vendor}|{bucket_label(le)}")] = 1
+        counters[(key, f"latsum|{vendor}")] = int(seconds * 1_000_000)
+    return counters
 
 
 @dataclass

@@ -20,14 +20,14 @@ from config.logging import configure_logging
 from config.settings import load_or_exit
 from store.keys import Keys
 from worker.app import worker_settings
-from worker.claim import ClaimingWorker
+from worker.arq_worker import SluiceWorker
 
 RESTART_PAUSE = 2.0
 
 
 def run_worker(options: dict[str, Any]) -> None:
-    """Run one arq worker (with one-round-trip claims, worker/claim.py) until it stops."""
-    ClaimingWorker(**options).run()
+    """Run one arq worker (with one-round-trip claims, worker/arq_worker.py) until it stops."""
+    SluiceWorker(**options).run()
 
 
 def main() -> None:

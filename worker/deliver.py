@@ -22,7 +22,7 @@ from core.routing import plan
 from store.batch import queue_script
 from store.calls import CallState, Status
 from store.dead_letters import dead_letter_record, new_id
-from store.metrics import record_call
+from store.metrics import call_counters
 from worker.deps import Deps
 
 log = structlog.get_logger("sluice.worker")
@@ -159,14 +159,12 @@ class EventDelivery:
 
         def queue(pipe: Any) -> int:
             if write is not None:
-                n = write(pipe)
-            else:
-                pipe.hset(self.calls_key, field, state.dumps())
-                pipe.expire(self.calls_key, d.intake.event_ttl)
-                n = 2
-            return n + record_call(pipe, d.keys.metrics, vendor, operation, outcome, seconds)
+                return int(write(pipe))
+            pipe.hset(self.calls_key, field, state.dumps())
+            pipe.expire(self.calls_key, d.intake.event_ttl)
+            return 2
 
-        await d.batcher.submit(queue)
+        await d.batcher.submit(queue, counters=call_counters(d.keys.metrics, vendor, operation, outcome, seconds))
         error = (state.last_error or {}) if outcome in ("retrying", "dead") else {}
         log.info(
             "vendor_call", source=self.source, event_id=self.event_id, vendor=vendor, operation=operation,

@@ -70,3 +70,26 @@ async def test_a_forgotten_script_is_loaded_and_only_its_command_sent_again() ->
         assert await batcher.submit(queue) == [2, 2]
         assert int(await client.get("beside")) == 2
         await client.aclose()
+
+
+async def test_counters_of_a_batch_are_summed_into_one_increment_each(redis_client, namespace) -> None:
+    batcher = PipelineBatcher(redis_client)
+    key = f"{namespace}:metrics"
+    sent: list[int] = []
+    execute = aredis.client.Pipeline.execute
+
+    async def counting(pipe, *args, **kwargs):  # how many commands each round trip carries
+        sent.append(len(pipe.command_stack))
+        return await execute(pipe, *args, **kwargs)
+
+    def queue(pipe) -> int:
+        pipe.incr(f"{namespace}:writes")
+        return 1
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(aredis.client.Pipeline, "execute", counting)
+        replies = await asyncio.gather(*(batcher.submit(queue, counters={(key, "a"): 1, (key, "b"): 2})
+                                         for _ in range(50)))
+    assert sorted(r[0] for r in replies) == list(range(1, 51))  # each caller: its own reply, no counter's
+    assert await redis_client.hgetall(key) == {b"a": b"50", b"b": b"100"}
+    assert sum(sent) < 50 * 3  # the increments were summed, not sent once per caller
