@@ -8,6 +8,7 @@ Events are `purchase` with a subscription: 3 vendor calls each (segmetrics.upser
 segmetrics.upsert_subscription, salesmachine.track_event); Salesmachine's rate limit is raised to 100,000/s.
 Scenarios, alternated in every round, Redis emptied and the sandbox reset before each:
   arq-default / arq-tuned  stock arq draining no-op jobs (bench/arq_noop.py), the ceiling, in jobs/s
+  arq-sluice               the same no-op jobs drained by sluice's SluiceWorker (tuned settings), for reference
   1 worker / 2 workers     --events posted at full load (64 connections): events/s from the first POST to the
                            last vendor call, vendor calls/s, per-event latency (POST to its last vendor call)
   100/s                    1 worker, events posted at a fixed 100/s for --rate-seconds: the same latencies
@@ -160,7 +161,7 @@ def main() -> None:
         system.run_events(300)
         system.stop_workers()
         for r in range(1, args.rounds + 1):
-            for name in ["arq-default", "arq-tuned", "1 worker", "2 workers", "100/s"]:
+            for name in ["arq-default", "arq-tuned", "arq-sluice", "1 worker", "2 workers", "100/s"]:
                 system.fresh()
                 if name.startswith("arq"):
                     jobs = args.default_jobs if name == "arq-default" else args.events * 2
@@ -197,7 +198,7 @@ def main() -> None:
             e2e_1w_eps=by["1 worker"][1], e2e_2w_eps=by["2 workers"][1], calls_1w_per_s=by["1 worker"][2],
             calls_2w_per_s=by["2 workers"][2], p50_full_ms=by["1 worker"][3], p99_full_ms=by["1 worker"][4],
             p50_100_ms=by["100/s"][3], p99_100_ms=by["100/s"][4], arq_default_jps=by["arq-default"][1],
-            arq_tuned_jps=tuned, ratio_1w=by["1 worker"][5], ratio_2w=by["2 workers"][5], target_ratio=0.5,
+            arq_tuned_jps=tuned, arq_sluice_jps=by["arq-sluice"][1], ratio_1w=by["1 worker"][5], ratio_2w=by["2 workers"][5], target_ratio=0.5,
             target_p99_100_ms=50.0,
         ))
     finally:
