@@ -58,10 +58,12 @@ async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors:
         vendors = Vendors(settings, http)
     intake = Intake(redis, keys, settings.delivery, clock)
     rates = {v: settings.rate_per_second(v) for v in VENDORS}
+    batcher = PipelineBatcher(redis)
     return Deps(
         settings=settings, keys=keys, redis=redis, http=http, vendors=vendors, intake=intake,
         dead_letters=DeadLetterStore(redis, keys, intake, clock),
-        limiter=RateLimiter(redis, keys, rates, max_wait=settings.worker.rate_max_wait_seconds), batcher=PipelineBatcher(redis),
+        limiter=RateLimiter(redis, keys, rates, max_wait=settings.worker.rate_max_wait_seconds, batcher=batcher),
+        batcher=batcher,
         policy=RetryPolicy.from_settings(settings.delivery), clock=clock, rng=rng or random.Random(),
         lease_ms=(job_timeout(settings) + 5) * 1000, release_lease=redis.register_script(RELEASE_LUA),
         owns_redis=owns_redis,

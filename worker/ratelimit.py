@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
+from store.batch import PipelineBatcher, queue_script
 from store.keys import Keys
 
 # KEYS[1] = theoretical arrival time (ms); ARGV[1] = interval ms. Books the next slot; returns its wait in ms.
@@ -26,15 +27,22 @@ return math.floor(tat - now)
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, keys: Keys, rates: Mapping[str, float | None], *, max_wait: float = 2.0) -> None:
+    """Bookings go through a group-commit batcher (the worker's shared one): calls starting together share
+    a round trip, and Redis still books them one after another."""
+
+    def __init__(self, redis: Redis, keys: Keys, rates: Mapping[str, float | None], *, max_wait: float = 2.0,
+                 batcher: PipelineBatcher | None = None) -> None:
         self.keys = keys
         self.intervals_ms = {v: 1000.0 / r for v, r in rates.items() if r}
         self.max_wait = max_wait
         self._script = redis.register_script(GCRA_LUA)
+        self._batcher = batcher or PipelineBatcher(redis)
 
     async def reserve(self, vendor: str) -> float:
         """Book the vendor's next slot; seconds until it comes (0.0 for a vendor without a limit)."""
         interval = self.intervals_ms.get(vendor)
         if interval is None:
             return 0.0
-        return int(await self._script(keys=[self.keys.rate(vendor)], args=[interval])) / 1000
+        keys, args = [self.keys.rate(vendor)], [interval]
+        [wait_ms] = await self._batcher.submit(lambda pipe: queue_script(pipe, self._script, keys, args))
+        return int(wait_ms) / 1000
