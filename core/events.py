@@ -351,6 +351,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+_DUPLICATE_REFUSING = json.JSONDecoder(object_pairs_hook=_no_duplicates)
+"""Built once: `json.loads` with a hook builds a new decoder on every call."""
+
 _ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
@@ -370,7 +373,7 @@ def _parse(body: bytes) -> dict[str, Any]:
         raise fail("must not contain NUL characters")
     try:
         # orjson keeps the last of duplicate keys silently; a second, hooked parse refuses them
-        json.loads(body.decode(), object_pairs_hook=_no_duplicates)
+        _DUPLICATE_REFUSING.decode(body.decode())
     except RecursionError:
         raise fail("nested too deeply") from None
     except ValueError as exc:
