@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -38,7 +39,7 @@ from ingress.metrics import IngressMetrics
 from ingress.openapi import openapi_document
 from ingress.responses import ORJSONResponse, error
 from ingress.state import Acceptor, IngressState, Observer
-from ingress.webhooks import receive_webhook
+from ingress.webhooks import WebhookFastPath, WebhookRoute
 from store.intake import BatchingIntake
 from store.keys import Keys
 
@@ -116,7 +117,7 @@ def logged(endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Requ
 def build_routes(metrics: IngressMetrics, extra_routes: Sequence[BaseRoute] = ()) -> list[BaseRoute]:
     """Every route of the ingress and the admin API; `extra_routes` are appended."""
     return [
-        Route("/webhooks/{source}", receive_webhook, methods=["POST"]),
+        Route("/webhooks/{source}", WebhookRoute(), methods=["POST"]),
         Route("/healthz", logged(healthz), methods=["GET"]),
         Route("/readyz", logged(readyz), methods=["GET"]),
         Route("/metrics", logged(metrics_endpoint(metrics)), methods=["GET"]),
@@ -198,6 +199,7 @@ def create_app(
     metrics = IngressMetrics()
     return Starlette(
         routes=build_routes(metrics, extra_routes),
+        middleware=[Middleware(WebhookFastPath)],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=_lifespan(settings, verifiers, clock, redis, acceptor, (metrics.observe, *observers),
                            (Admin.resource, *resources)),

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 from config.settings import Settings
 from core.clock import FrozenClock
 from ingress.app import create_app
+from ingress.webhooks import is_webhook
 from store.intake import BatchingIntake, Intake
 from store.keys import Keys
 from tests.ingress.conftest import (
@@ -415,3 +416,27 @@ async def test_answers_are_orjson_bytes(client: httpx.AsyncClient, clock: Frozen
     assert response.content == orjson.dumps({"id": EVENT["id"], "status": "queued"})
     response = await post(client, "nobody", BODY, {})
     assert response.content == b'{"error":"unknown_source"}'
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "fast"),
+    [("POST", "/webhooks/shopfront", True), ("POST", "/webhooks/a.b-c_d", True), ("GET", "/webhooks/shopfront", False),
+     ("POST", "/webhooks/", False), ("POST", "/webhooks/a/b", False), ("POST", "/webhooks", False),
+     ("POST", "/admin/dead-letters", False)],
+)
+def test_fast_path_takes_what_the_route_would_match(method: str, path: str, fast: bool) -> None:
+    assert is_webhook({"type": "http", "method": method, "path": path}) is fast
+
+
+async def test_route_and_fast_path_answer_alike(settings: Settings, clock: FrozenClock, redis_client: aredis.Redis,
+                                                namespace: str) -> None:
+    """Through Starlette's route (when the fast path does not take a request) a webhook is handled the same."""
+    app = create_app(settings, clock=clock)
+    app.user_middleware.clear()  # Starlette's routing only
+    async with serve(app) as client:
+        body = dumps(sample_event(id="evt_route"))
+        response = await post(client, "shopfront", body, signed("shopfront", body, clock()))
+        assert (response.status_code, response.json()) == (202, {"id": "evt_route", "status": "queued"})
+        response = await post(client, "nowhere", body, signed("shopfront", body, clock()))
+        assert (response.status_code, response.json()) == (404, {"error": "unknown_source"})
+    assert await redis_client.zcard(Keys(namespace).queue) == 1
