@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+
 import aiohttp
 import httpx
 import pytest
+import trustme
 
-from handlers.transport import translated
+from core.errors import TransientError
+from handlers.base import Call, Deadline, VendorClient
+from handlers.transport import VendorTransport, translated
 
 REQUEST = httpx.Request("POST", "http://vendor.example/x")
 
@@ -42,3 +50,46 @@ def test_everything_else_passes_unchanged() -> None:
     assert translated(bug, REQUEST) is bug
     already = httpx.ReadError("read", request=REQUEST)
     assert translated(already, REQUEST) is already
+
+
+# -- TLS: vendors are reached over HTTPS in production ---------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def tls_server(ca: trustme.CA) -> AsyncIterator[str]:
+    """A one-answer HTTPS server on loopback, its certificate issued by `ca` for 127.0.0.1."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}')
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            pass  # a client that refused the certificate
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_https_with_a_trusted_certificate() -> None:
+    ca = trustme.CA()
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    async with tls_server(ca) as url, VendorTransport(verify=trusted) as transport:
+        response = await VendorClient(transport, url).send(Call("key", Deadline(5)), "GET", "/ping")
+    assert response is not None and response.status_code == 200 and response.json() == {"ok": True}
+
+
+async def test_https_with_an_unknown_certificate_is_refused() -> None:
+    async with tls_server(trustme.CA()) as url, VendorTransport() as transport:  # system trust store only
+        with pytest.raises(TransientError, match="ConnectError"):
+            await VendorClient(transport, url).send(Call("key", Deadline(5)), "GET", "/ping")
