@@ -29,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from config.logging import configure_logging
+from config.process import freeze_startup_heap
 from config.settings import DeliverySettings, Settings, load_or_exit
 from core.clock import Clock, system_clock
 from core.errors import ConfigError
@@ -186,6 +187,7 @@ def create_app(
     resources: Sequence[Resource] = (),
 ) -> Starlette:
     """The ingress app. With no settings (uvicorn's factory call) it loads the config file and sets up logging."""
+    from_config = settings is None
     if settings is None:
         configure_logging()
         settings = load_or_exit()
@@ -197,10 +199,13 @@ def create_app(
     else:
         verifiers = build_verifiers(settings)
     metrics = IngressMetrics()
-    return Starlette(
+    app = Starlette(
         routes=build_routes(metrics, extra_routes),
         middleware=[Middleware(WebhookFastPath)],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=_lifespan(settings, verifiers, clock, redis, acceptor, (metrics.observe, *observers),
                            (Admin.resource, *resources)),
     )
+    if from_config:  # the `web:` process itself, not a test
+        freeze_startup_heap()
+    return app

@@ -17,6 +17,7 @@ import uvloop
 from redis.exceptions import RedisError
 
 from config.logging import configure_logging
+from config.process import freeze_startup_heap
 from config.settings import load_or_exit
 from store.keys import Keys
 from worker.app import worker_settings
@@ -38,6 +39,7 @@ def main() -> None:
     logging.getLogger("arq.worker").setLevel(logging.WARNING)
     log = structlog.get_logger("sluice.worker")
     log.info("worker_starting", queue=Keys(settings.namespace).queue, max_jobs=settings.worker.max_jobs)
+    freeze_startup_heap()
     while True:
         # uvloop, like the ingress: the worker's time goes to sockets (HTTP to vendors, Redis), which uvloop
         # makes cheaper than asyncio's selector loop; arq runs on the current event loop.

@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from config.settings import Settings
 from core.clock import FrozenClock
+import ingress.app
 from ingress.app import create_app
 from ingress.state import IngressState
 from tests.ingress.conftest import SOURCES, dumps, sample_event, serve, signed
@@ -154,11 +155,14 @@ async def test_factory_reads_the_config_file(tmp_path: Any, monkeypatch: pytest.
     monkeypatch.setenv("SLUICE_CONFIG", str(config))
     monkeypatch.setenv("SHOPFRONT_SECRET", SECRET)
     monkeypatch.delenv("REDIS_URL", raising=False)
+    frozen: list[bool] = []
+    monkeypatch.setattr(ingress.app, "freeze_startup_heap", lambda: frozen.append(True))
     async with serve(create_app()) as client:
         response = await client.get("/readyz")
         unknown = await client.post("/webhooks/stripey", content=BODY, headers={"content-type": "application/json"})
     assert response.status_code == 200
     assert unknown.status_code == 404
+    assert frozen == [True]  # the web process takes its start-up heap out of the collector's sight
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ def test_a_redis_failure_restarts_the_loop(monkeypatch, settings, failure) -> No
     pauses: list[float] = []
     monkeypatch.setattr(entry, "load_or_exit", lambda: settings)
     monkeypatch.setattr(entry, "configure_logging", lambda: None)
+    monkeypatch.setattr(entry, "freeze_startup_heap", lambda: None)
     monkeypatch.setattr(entry, "run_worker", run_worker)
     monkeypatch.setattr(entry.time, "sleep", pauses.append)
     entry.main()
@@ -35,6 +36,7 @@ def test_other_errors_are_not_swallowed(monkeypatch, settings) -> None:
 
     monkeypatch.setattr(entry, "load_or_exit", lambda: settings)
     monkeypatch.setattr(entry, "configure_logging", lambda: None)
+    monkeypatch.setattr(entry, "freeze_startup_heap", lambda: None)
     monkeypatch.setattr(entry, "run_worker", run_worker)
     with pytest.raises(RuntimeError):
         entry.main()
