@@ -1,7 +1,7 @@
-"""`python -m worker`: one arq worker (the Procfile's `worker:` process).
+"""`python -m worker`: one arq worker (the Procfile's `worker:` process), `worker.arq_worker.SluiceWorker`.
 
-If Redis fails under arq's own loop (a restart longer than the clients ride out, or a connection lost while
-arq WATCHes a key, which redis-py reports as a WatchError), arq's loop stops; the worker then starts again
+If Redis fails under arq's own loop (a restart longer than the clients ride out, or a connection lost inside
+a transaction, which redis-py may report as a WatchError), arq's loop stops; the worker then starts again
 after a pause instead of exiting, and jobs it held are taken up as after a crash.
 """
 
