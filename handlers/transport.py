@@ -67,10 +67,11 @@ class _Body(httpx.AsyncByteStream):
 class VendorTransport(AiohttpTransport):
     """httpx-aiohttp's transport with a session of our own: a pool of `limits.max_connections` kept alive
     for `limits.keepalive_expiry` (shorter than common server idle timeouts, so the pool drops a connection
-    before the server does), no cookie jar (vendors need none), and no silent resend: aiohttp repeats a GET/PUT/DELETE once when a reused connection drops, which would hide
-    attempts from the ledger and from `worker.retry`, the one place that decides to try again. aiohttp has no
-    public switch for that; the private flag is pinned with aiohttp's version and guarded by
-    tests/handlers/test_errors.py (a dropped connection must surface for every vendor)."""
+    before the server does), no cookie jar (vendors need none), and no silent resend: aiohttp repeats a
+    GET/PUT/DELETE once when a reused connection drops, which would hide attempts from the ledger and from
+    `worker.retry`, the one place that decides to try again. aiohttp has no public switch for that; the
+    private flag is pinned with aiohttp's version and guarded by tests/handlers/test_errors.py (a dropped
+    connection must surface for every vendor)."""
 
     def get_client(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
