@@ -10,8 +10,6 @@ that turns transport failures into the error taxonomy.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -43,27 +41,6 @@ def translated(exc: BaseException, request: httpx.Request) -> BaseException:
     return kind(message, request=request)
 
 
-class _Body(httpx.AsyncByteStream):
-    """The response body stream, with read failures translated like send failures."""
-
-    def __init__(self, inner: httpx.AsyncByteStream, request: httpx.Request) -> None:
-        self._inner = inner
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._inner:
-                yield chunk
-        except Exception as exc:
-            raise translated(exc, self._request) from exc
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        except Exception as exc:
-            raise translated(exc, self._request) from exc
-
-
 class VendorTransport(AiohttpTransport):
     """httpx-aiohttp's transport with a session of our own: a pool of `limits.max_connections` kept alive
     for `limits.keepalive_expiry` (shorter than common server idle timeouts, so the pool drops a connection
@@ -84,10 +61,31 @@ class VendorTransport(AiohttpTransport):
         return session
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` and read the whole answer before returning it (vendor answers are small, and every
+        caller reads them whole): the response handed back is already read, so reading it again costs
+        nothing and no aiohttp stream outlives this call. Decompression stays httpx's, as for any stream."""
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        timeout = request.extensions.get("timeout", {})
         try:
-            response = await super().handle_async_request(request)
+            async with self.client.request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=request.content or None,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=aiohttp.ClientTimeout(sock_connect=timeout.get("connect"), sock_read=timeout.get("read"),
+                                              connect=timeout.get("pool")),
+            ) as answer:
+                body = await answer.read()
         except Exception as exc:
             raise translated(exc, request) from exc
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Body(response.stream, request)
+        extensions = {"http_version": b"HTTP/1.1"}
+        if answer.reason:
+            extensions["reason_phrase"] = answer.reason.encode()
+        response = httpx.Response(answer.status, headers=answer.raw_headers, stream=httpx.ByteStream(body),
+                                  request=request, extensions=extensions)
+        response.read()
         return response
