@@ -7,7 +7,7 @@ event, whatever happens later (duplicate webhook, job retry, replay, worker cras
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import orjson
@@ -46,8 +46,9 @@ class CallState:
         return cls(**known, extra=data)
 
     def dumps(self) -> bytes:
-        data = asdict(self)
-        data.update(data.pop("extra"))
+        # not dataclasses.asdict: it deep-copies every value first, a third of this call's cost
+        data = {name: getattr(self, name) for name in _STORED_FIELDS}
+        data.update(self.extra)
         return orjson.dumps(data)
 
     def succeeded(self) -> CallState:
@@ -73,3 +74,6 @@ class CallState:
     def view(self) -> dict[str, Any]:
         """The per-call object of the admin event view (SPEC section 7)."""
         return {"status": self.status.value, "attempts": self.attempts, "last_error": self.last_error}
+
+
+_STORED_FIELDS = tuple(f.name for f in fields(CallState) if f.name != "extra")
