@@ -6,6 +6,13 @@ that arrive while a round trip is in flight share the next one. Each caller stil
 "acknowledged" keeps its meaning: a caller resumes only after Redis answered for what it submitted.
 Per-command client overhead drops from ~85 us unpipelined to ~11-20 us in pipelines of 8-32.
 
+Round trips go over one connection the batcher keeps for its life (taken from the client's pool, so closing the
+client closes it), with one deadline for the whole round trip: redis-py's own `Pipeline.execute` takes a
+connection from the pool and polls it for stray data every time, and arms a timer for every single reply, which
+together cost more than the commands themselves. The pipeline object is still redis-py's, for queueing
+commands and decoding their replies; connection errors are retried exactly as the client's pipelines are
+(its `retry` and `retry_on_error`): the worker's patient client rides out a restart, the ingress's does not.
+
 Scripts go out as plain EVALSHA: redis-py's own pipeline script support asks `SCRIPT EXISTS` before every
 pipeline, one extra round trip per batch (the profile of bench/ingress.py showed it). A script Redis has
 forgotten (a restart, SCRIPT FLUSH) answers NOSCRIPT without having run, so only those commands are sent
@@ -20,7 +27,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Queue = Callable[[Pipeline], int]
 """Adds commands to a pipeline and returns how many it added."""
@@ -38,6 +47,9 @@ class PipelineBatcher:
     def __init__(self, redis: Redis, *, max_batch: int = 256) -> None:
         self.redis = redis
         self.max_batch = max_batch
+        self.timeout: float | None = redis.connection_pool.connection_kwargs.get("socket_timeout")
+        """The deadline of one whole round trip (the client's socket timeout)."""
+        self._connection: AbstractConnection | None = None
         self._pending: list[_Entry] = []
         self._busy = False
 
@@ -79,18 +91,17 @@ class PipelineBatcher:
 
     async def _flush(self, batch: list[_Entry]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                counts = [queue(pipe) for queue, _, _ in batch]
-                totals: Counters = {}
-                for _, _, counters in batch:
-                    for name, amount in (counters or {}).items():
-                        totals[name] = totals.get(name, 0) + amount
-                for (key, field), amount in totals.items():
-                    pipe.hincrby(key, field, amount)
-                commands = [args for args, _ in pipe.command_stack]
-                replies = await pipe.execute(raise_on_error=False)
+            pipe = self.redis.pipeline(transaction=False)
+            counts = [queue(pipe) for queue, _, _ in batch]
+            totals: Counters = {}
+            for _, _, counters in batch:
+                for name, amount in (counters or {}).items():
+                    totals[name] = totals.get(name, 0) + amount
+            for (key, field), amount in totals.items():
+                pipe.hincrby(key, field, amount)
+            replies = await self._round_trip(pipe)
             if any(isinstance(r, NoScriptError) for r in replies):
-                replies = await self._reload_and_rerun(commands, replies)
+                replies = await self._reload_and_rerun(pipe, replies)
         except Exception as exc:  # connection errors fail every caller of this round trip
             for _, fut, _ in batch:
                 if not fut.done():
@@ -107,18 +118,45 @@ class PipelineBatcher:
                 fut.set_result(list(replies[start : start + count]))
             start += count
 
-    async def _reload_and_rerun(self, commands: list[tuple[Any, ...]], replies: list[Any]) -> list[Any]:
+    async def _round_trip(self, pipe: Pipeline) -> list[Any]:
+        """Send the pipeline's commands and read every reply (an error reply is returned, not raised)."""
+        if self._connection is None:
+            self._connection = await self.redis.connection_pool.get_connection()  # kept: never released
+        conn = self._connection
+        packed = conn.pack_commands([args for args, _ in pipe.command_stack])
+
+        async def attempt() -> list[Any]:
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await conn.send_packed_command(packed, check_health=False)
+                    replies: list[Any] = []
+                    for args, options in pipe.command_stack:
+                        try:
+                            replies.append(await pipe.parse_response(conn, args[0], **options))
+                        except ResponseError as exc:
+                            replies.append(exc)
+                    return replies
+            except TimeoutError:  # the connection was cut mid-read (redis-py disconnects it): unusable
+                raise RedisTimeoutError(f"Timeout reading from {conn.host}:{conn.port}") from None
+
+        async def failed(error: Exception) -> None:
+            await conn.disconnect()
+            if not isinstance(error, tuple(conn.retry_on_error or ())):
+                raise error
+
+        return await conn.retry.call_with_retry(attempt, failed)  # type: ignore[no-any-return]
+
+    async def _reload_and_rerun(self, pipe: Pipeline, replies: list[Any]) -> list[Any]:
         """Load the scripts Redis did not know, then send again exactly the commands that answered NOSCRIPT
         (they did not run; everything else did, and is not repeated)."""
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        for sha in {commands[i][1] for i in missing}:
+        commands = [pipe.command_stack[i] for i in missing]
+        for sha in {args[1] for args, _ in commands}:
             await self.redis.script_load(_SCRIPTS[sha if isinstance(sha, str) else sha.decode()])
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for i in missing:
-                pipe.execute_command(*commands[i])
-            again = await pipe.execute(raise_on_error=False)
+        again = self.redis.pipeline(transaction=False)
+        again.command_stack = commands
         replies = list(replies)
-        for i, reply in zip(missing, again, strict=True):
+        for i, reply in zip(missing, await self._round_trip(again), strict=True):
             replies[i] = reply
         return replies
 

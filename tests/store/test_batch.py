@@ -6,6 +6,7 @@ import pytest
 import redis.asyncio as aredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from store.batch import PipelineBatcher
 
@@ -76,20 +77,56 @@ async def test_counters_of_a_batch_are_summed_into_one_increment_each(redis_clie
     batcher = PipelineBatcher(redis_client)
     key = f"{namespace}:metrics"
     sent: list[int] = []
-    execute = aredis.client.Pipeline.execute
+    round_trip = PipelineBatcher._round_trip
 
-    async def counting(pipe, *args, **kwargs):  # how many commands each round trip carries
+    async def counting(self, pipe):  # how many commands each round trip carries
         sent.append(len(pipe.command_stack))
-        return await execute(pipe, *args, **kwargs)
+        return await round_trip(self, pipe)
 
     def queue(pipe) -> int:
         pipe.incr(f"{namespace}:writes")
         return 1
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(aredis.client.Pipeline, "execute", counting)
+        mp.setattr(PipelineBatcher, "_round_trip", counting)
         replies = await asyncio.gather(*(batcher.submit(queue, counters={(key, "a"): 1, (key, "b"): 2})
                                          for _ in range(50)))
     assert sorted(r[0] for r in replies) == list(range(1, 51))  # each caller: its own reply, no counter's
     assert await redis_client.hgetall(key) == {b"a": b"50", b"b": b"100"}
-    assert sum(sent) < 50 * 3  # the increments were summed, not sent once per caller
+    assert 50 < sum(sent) < 50 * 3  # the increments were summed, not sent once per caller
+
+
+async def test_a_redis_that_does_not_answer_times_out_the_round_trip_and_drops_the_connection() -> None:
+    """One deadline (the client's socket timeout) covers the whole round trip; the half-used connection is
+    closed, so the next round trip cannot read this one's late replies."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # reads nothing, answers nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = aredis.Redis(host="127.0.0.1", port=port, socket_timeout=0.2)
+    batcher = PipelineBatcher(client)
+    batcher._connection = client.connection_pool.make_connection()  # skip the pool's readiness poll
+    with pytest.raises(RedisTimeoutError):
+        await batcher.submit(lambda pipe: pipe.ping() and 1)
+    assert not batcher._connection.is_connected
+    for writer in accepted:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+    await client.aclose()
+
+
+async def test_the_patient_client_rides_out_a_restart_between_round_trips() -> None:
+    from store.connection import worker_redis
+    from tests.support.redis_server import RedisServer
+
+    with RedisServer() as server:
+        client = worker_redis(server.url)
+        batcher = PipelineBatcher(client)
+        assert await batcher.submit(lambda pipe: pipe.incr("n") and 1) == [1]
+        await client.execute_command("CLIENT", "KILL", "TYPE", "normal")  # every connection, the batcher's too
+        assert await batcher.submit(lambda pipe: pipe.incr("n") and 1) == [2]
+        await client.aclose()
