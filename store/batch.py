@@ -121,7 +121,9 @@ class PipelineBatcher:
     async def _round_trip(self, pipe: Pipeline) -> list[Any]:
         """Send the pipeline's commands and read every reply (an error reply is returned, not raised)."""
         if self._connection is None:
-            self._connection = await self.redis.connection_pool.get_connection()  # kept: never released
+            conn = await self.redis.connection_pool.get_connection()  # kept for good: never released
+            conn.socket_timeout = None  # no per-send task and per-reply timer: `self.timeout` covers both
+            self._connection = conn
         conn = self._connection
         packed = conn.pack_commands([args for args, _ in pipe.command_stack])
 
