@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import ssl
 from collections.abc import AsyncIterator
 
@@ -93,3 +94,43 @@ async def test_https_with_an_unknown_certificate_is_refused() -> None:
     async with tls_server(trustme.CA()) as url, VendorTransport() as transport:  # system trust store only
         with pytest.raises(TransientError, match="ConnectError"):
             await VendorClient(transport, url).send(Call("key", Deadline(5)), "GET", "/ping")
+
+
+# -- answers: read whole by the transport, decoded by httpx ------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def raw_server(answer_bytes: bytes) -> AsyncIterator[str]:
+    """A plain HTTP server on loopback that answers every request with `answer_bytes`, then closes."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer_bytes)
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_compressed_answer_arrives_decoded_and_already_read() -> None:
+    body = gzip.compress(b'{"status":"success"}')
+    head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\ncontent-length: {len(body)}"
+    async with raw_server(head.encode() + b"\r\n\r\n" + body) as url, VendorTransport() as transport:
+        response = await transport.handle_async_request(httpx.Request("GET", f"{url}/x"))
+    assert response.is_stream_consumed and response.content == b'{"status":"success"}'
+
+
+async def test_an_answer_cut_short_is_a_protocol_error() -> None:
+    """The body is read inside the transport: a connection dropped mid-body fails the send itself."""
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
+    async with raw_server(head + b'{"status":') as url, VendorTransport() as transport:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await transport.handle_async_request(httpx.Request("GET", f"{url}/x"))
