@@ -57,15 +57,13 @@ def test_everything_else_passes_unchanged() -> None:
 
 
 @contextlib.asynccontextmanager
-async def tls_server(ca: trustme.CA) -> AsyncIterator[str]:
-    """A one-answer HTTPS server on loopback, its certificate issued by `ca` for 127.0.0.1."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
+async def answering_server(answer_bytes: bytes, context: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+    """A server on loopback that answers every request with `answer_bytes`, then closes; HTTPS with `context`."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await reader.readuntil(b"\r\n\r\n")
-            writer.write(b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}')
+            writer.write(answer_bytes)
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass  # a client that refused the certificate
@@ -75,10 +73,18 @@ async def tls_server(ca: trustme.CA) -> AsyncIterator[str]:
     server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=context)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"https://127.0.0.1:{port}"
+        yield f"{'https' if context else 'http'}://127.0.0.1:{port}"
     finally:
         server.close()
         await server.wait_closed()
+
+
+def tls_server(ca: trustme.CA) -> contextlib.AbstractAsyncContextManager[str]:
+    """A one-answer HTTPS server on loopback, its certificate issued by `ca` for 127.0.0.1."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ok = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
+    return answering_server(ok, context)
 
 
 async def test_https_with_a_trusted_certificate() -> None:
@@ -99,31 +105,10 @@ async def test_https_with_an_unknown_certificate_is_refused() -> None:
 # -- answers: read whole by the transport, decoded by httpx ------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def raw_server(answer_bytes: bytes) -> AsyncIterator[str]:
-    """A plain HTTP server on loopback that answers every request with `answer_bytes`, then closes."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(answer_bytes)
-            await writer.drain()
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
 async def test_a_compressed_answer_arrives_decoded_and_already_read() -> None:
     body = gzip.compress(b'{"status":"success"}')
     head = f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\ncontent-length: {len(body)}"
-    async with raw_server(head.encode() + b"\r\n\r\n" + body) as url, VendorTransport() as transport:
+    async with answering_server(head.encode() + b"\r\n\r\n" + body) as url, VendorTransport() as transport:
         response = await transport.handle_async_request(httpx.Request("GET", f"{url}/x"))
     assert response.is_stream_consumed and response.content == b'{"status":"success"}'
 
@@ -131,6 +116,6 @@ async def test_a_compressed_answer_arrives_decoded_and_already_read() -> None:
 async def test_an_answer_cut_short_is_a_protocol_error() -> None:
     """The body is read inside the transport: a connection dropped mid-body fails the send itself."""
     head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n"
-    async with raw_server(head + b'{"status":') as url, VendorTransport() as transport:
+    async with answering_server(head + b'{"status":') as url, VendorTransport() as transport:
         with pytest.raises(httpx.RemoteProtocolError):
             await transport.handle_async_request(httpx.Request("GET", f"{url}/x"))
