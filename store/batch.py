@@ -9,7 +9,8 @@ Per-command client overhead drops from ~85 us unpipelined to ~11-20 us in pipeli
 Round trips go over one connection the batcher keeps for its life (taken from the client's pool, so closing the
 client closes it), with one deadline for the whole round trip: redis-py's own `Pipeline.execute` takes a
 connection from the pool and polls it for stray data every time, and arms a timer for every single reply, which
-together cost more than the commands themselves. The pipeline object is still redis-py's, for queueing
+together cost more than the commands themselves. The batcher polls its connection (and reconnects when Redis
+closed it, after a restart, say) only when it has been idle for `idle_check_seconds`: under load, never. The pipeline object is still redis-py's, for queueing
 commands and decoding their replies; connection errors are retried exactly as the client's pipelines are
 (its `retry` and `retry_on_error`): the worker's patient client rides out a restart, the ingress's does not.
 
@@ -44,12 +45,14 @@ _SCRIPTS: dict[str, str] = {}
 
 
 class PipelineBatcher:
-    def __init__(self, redis: Redis, *, max_batch: int = 256) -> None:
+    def __init__(self, redis: Redis, *, max_batch: int = 256, idle_check_seconds: float = 1.0) -> None:
         self.redis = redis
         self.max_batch = max_batch
         self.timeout: float | None = redis.connection_pool.connection_kwargs.get("socket_timeout")
         """The deadline of one whole round trip (the client's socket timeout)."""
+        self.idle_check_seconds = idle_check_seconds
         self._connection: AbstractConnection | None = None
+        self._last_round_trip = float("-inf")
         self._pending: list[_Entry] = []
         self._busy = False
 
@@ -120,11 +123,15 @@ class PipelineBatcher:
 
     async def _round_trip(self, pipe: Pipeline) -> list[Any]:
         """Send the pipeline's commands and read every reply (an error reply is returned, not raised)."""
+        now = asyncio.get_running_loop().time()
         if self._connection is None:
             conn = await self.redis.connection_pool.get_connection()  # kept for good: never released
             conn.socket_timeout = None  # no per-send task and per-reply timer: `self.timeout` covers both
             self._connection = conn
+        elif now - self._last_round_trip >= self.idle_check_seconds:
+            await self.redis.connection_pool.ensure_connection(self._connection)  # closed while idle: reconnect
         conn = self._connection
+        self._last_round_trip = now
         packed = conn.pack_commands([args for args, _ in pipe.command_stack])
 
         async def attempt() -> list[Any]:

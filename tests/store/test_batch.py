@@ -130,3 +130,17 @@ async def test_the_patient_client_rides_out_a_restart_between_round_trips() -> N
         await client.execute_command("CLIENT", "KILL", "TYPE", "normal")  # every connection, the batcher's too
         assert await batcher.submit(lambda pipe: pipe.incr("n") and 1) == [2]
         await client.aclose()
+
+
+async def test_a_connection_redis_closed_while_idle_is_replaced_before_use() -> None:
+    """The ingress's client does not retry: after a Redis restart, the first webhook must not pay for the
+    connection Redis closed while nothing was sent."""
+    from tests.support.redis_server import RedisServer
+
+    with RedisServer() as server:
+        client = aredis.Redis.from_url(server.url, socket_timeout=2)  # no retries, as the ingress's
+        batcher = PipelineBatcher(client, idle_check_seconds=0)  # every round trip counts as after idling
+        assert await batcher.submit(lambda pipe: pipe.incr("n") and 1) == [1]
+        await client.execute_command("CLIENT", "KILL", "TYPE", "normal")
+        assert await batcher.submit(lambda pipe: pipe.incr("n") and 1) == [2]
+        await client.aclose()
