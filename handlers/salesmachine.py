@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 
@@ -154,7 +154,8 @@ class SalesmachineClient(VendorClient):
         token_v2 = cfg.api_token_v2.get_secret_value()
         self._v1_auth = basic_auth_header(token, secret)
         self._v2_auth = basic_auth_header(token_v2, "") if token_v2 else ""
-        self._token = token
+        # a constant query string in the path (not `params`): the whole URL is then parsed once per endpoint
+        self._v1_query = "?" + urlencode({"api_token": token})
         self.has_v2 = bool(token_v2)
         super().__init__(
             http,
@@ -171,7 +172,7 @@ class SalesmachineClient(VendorClient):
 
     async def _v1(self, call: Call, path: str, body: Mapping[str, Any]) -> None:
         response = await self.fetch(
-            call, "POST", path, params={"api_token": self._token}, json=body,
+            call, "POST", path + self._v1_query, json=body,
             headers={"Authorization": self._v1_auth},
         )
         self.json_object(response, success=True)
