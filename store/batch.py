@@ -10,9 +10,10 @@ Round trips go over one connection the batcher keeps for its life (taken from th
 client closes it), with one deadline for the whole round trip: redis-py's own `Pipeline.execute` takes a
 connection from the pool and polls it for stray data every time, and arms a timer for every single reply, which
 together cost more than the commands themselves. The batcher polls its connection (and reconnects when Redis
-closed it, after a restart, say) only when it has been idle for `idle_check_seconds`: under load, never. The pipeline object is still redis-py's, for queueing
-commands and decoding their replies; connection errors are retried exactly as the client's pipelines are
-(its `retry` and `retry_on_error`): the worker's patient client rides out a restart, the ingress's does not.
+closed it, after a restart, say) only after `idle_check_seconds` without a round trip: under load, never. The
+pipeline object is still redis-py's, for queueing commands and decoding their replies; connection errors are
+retried exactly as the client's pipelines are (its `retry` and `retry_on_error`): the worker's patient client
+rides out a restart, the ingress's answers at once.
 
 Scripts go out as plain EVALSHA: redis-py's own pipeline script support asks `SCRIPT EXISTS` before every
 pipeline, one extra round trip per batch (the profile of bench/ingress.py showed it). A script Redis has
@@ -145,7 +146,7 @@ class PipelineBatcher:
                         except ResponseError as exc:
                             replies.append(exc)
                     return replies
-            except TimeoutError:  # the connection was cut mid-read (redis-py disconnects it): unusable
+            except TimeoutError:  # cut mid-round-trip, redis-py has closed the connection: nothing is left to read
                 raise RedisTimeoutError(f"Timeout reading from {conn.host}:{conn.port}") from None
 
         async def failed(error: Exception) -> None:
