@@ -3,9 +3,8 @@ in place of httpcore's pool, which costs several times more CPU per call (bench/
 
 Vendor clients still speak httpx only (requests, responses, timeouts, exceptions). This module keeps that
 promise at its edge: every failure the aiohttp side can raise, while sending or while reading the body, leaves
-it as the httpx exception that names what happened (a dropped connection is a `RemoteProtocolError`, not the
-`ConnectTimeout` httpx-aiohttp's own table says), so `handlers.base.classify_exception` stays the one place
-that turns transport failures into the error taxonomy.
+it as the httpx exception that names what happened (a dropped connection is a `RemoteProtocolError`), so
+`handlers.base.classify_exception` stays the one place that turns transport failures into the error taxonomy.
 """
 
 from __future__ import annotations
@@ -16,25 +15,20 @@ from httpx_aiohttp import AiohttpTransport
 
 
 def translated(exc: BaseException, request: httpx.Request) -> BaseException:
-    """The httpx exception for a failure of the aiohttp side (as raised, or already mapped by httpx-aiohttp,
-    whose original is its `__cause__`); anything else is returned unchanged."""
-    cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ is not None else exc
-    message = str(cause) or type(cause).__name__
+    """The httpx exception for a failure of the aiohttp side; anything else is returned unchanged."""
+    message = str(exc) or type(exc).__name__
     kind: type[httpx.RequestError]
-    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
         kind = httpx.ConnectTimeout
-    elif isinstance(cause, TimeoutError):
+    elif isinstance(exc, TimeoutError):
         kind = httpx.ReadTimeout
-    elif isinstance(cause, aiohttp.ClientConnectorError):
+    elif isinstance(exc, aiohttp.ClientConnectorError):
         kind = httpx.ConnectError
-    elif isinstance(cause, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
-                            aiohttp.ClientResponseError)):
+    elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientResponseError)):
         kind = httpx.RemoteProtocolError  # dropped mid-answer, or an answer that is not HTTP
-    elif isinstance(cause, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+    elif isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
         kind = httpx.UnsupportedProtocol
-    elif isinstance(exc, httpx.HTTPError):
-        return exc
-    elif isinstance(cause, (aiohttp.ClientError, OSError)):
+    elif isinstance(exc, (aiohttp.ClientError, OSError)):
         kind = httpx.ReadError
     else:
         return exc

@@ -40,12 +40,6 @@ def test_aiohttp_failures_become_httpx_ones(raised: BaseException, expected: typ
     assert type(out) is expected and out.request is REQUEST  # type: ignore[attr-defined]
 
 
-def test_httpx_aiohttp_mapping_is_refined_by_its_cause() -> None:
-    mapped = httpx.ConnectTimeout("server disconnected")  # httpx-aiohttp's own table for a dropped connection
-    mapped.__cause__ = aiohttp.ServerDisconnectedError()
-    assert type(translated(mapped, REQUEST)) is httpx.RemoteProtocolError
-
-
 def test_everything_else_passes_unchanged() -> None:
     bug = ValueError("a bug")
     assert translated(bug, REQUEST) is bug
