@@ -39,9 +39,9 @@ WEB = {"web": "ingress.app:create_app", "bare": "bench.bare_app:create_app"}
 
 
 def under_callgrind(cmd: list[str], work: Workdir, name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log = open(work.path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work.path / name}.cg", *cmd],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(work.path / f"{name}.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={work.path / name}.cg",
+                                 *cmd], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def instructions(proc: subprocess.Popen[bytes], work: Workdir, name: str) -> int:

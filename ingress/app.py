@@ -12,8 +12,8 @@ share one Redis round trip, each answered only after its own write was acknowled
 from __future__ import annotations
 
 import contextlib
-import time
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
