@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-
 from config.settings import Settings
 from worker.app import worker_settings
 from worker.arq_worker import SluiceWorker
