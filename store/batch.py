@@ -15,6 +15,13 @@ pipeline object is still redis-py's, for queueing commands and decoding their re
 retried exactly as the client's pipelines are (its `retry` and `retry_on_error`): the worker's patient client
 rides out a restart, the ingress's answers at once.
 
+A round trip that fails with a connection error may have run in Redis before the connection dropped, and is
+sent again whole; so everything that goes through a batcher is safe to run twice: the scripts set values,
+raise them to a maximum or delete what their caller holds, and a batch's counters are added by one script
+guarded by a marker of that batch (`COUNTERS_LUA`), so a resent batch does not count twice. A caller whose
+task is cancelled while its round trip is in flight does not cancel the others of the batch: they get a
+connection error (their commands may or may not have run), never a cancellation that is not theirs.
+
 Scripts go out as plain EVALSHA: redis-py's own pipeline script support asks `SCRIPT EXISTS` before every
 pipeline, one extra round trip per batch (the profile of bench/ingress.py showed it). A script Redis has
 forgotten (a restart, SCRIPT FLUSH) answers NOSCRIPT without having run, so only those commands are sent
@@ -24,12 +31,14 @@ again, after the script is loaded.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -37,12 +46,22 @@ Queue = Callable[[Pipeline], int]
 """Adds commands to a pipeline and returns how many it added."""
 
 Counters = dict[tuple[str, str], int]
-"""Increments of hash fields, (key, field) -> amount: summed over a whole batch, one HINCRBY per field."""
+"""Increments of hash fields, (key, field) -> amount: summed over a whole batch, added by one script per hash."""
 
 _Entry = tuple[Queue, "asyncio.Future[list[Any]]", Counters | None]
 
 _SCRIPTS: dict[str, str] = {}
 """Source of every script queued so far, by SHA1 (a content hash, so one table serves every client)."""
+
+COUNTERS_LUA = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HINCRBY', KEYS[2], ARGV[i], ARGV[i + 1]) end
+return 1
+"""
+"""KEYS: the batch's marker, the counters' hash. ARGV: the marker's TTL (ms), then field, amount pairs."""
+
+COUNTERS_MARKER_MS = 60_000
+"""Longer than any resend of one round trip (the worker's patient retry gives up after about 35 s)."""
 
 
 class PipelineBatcher:
@@ -56,13 +75,14 @@ class PipelineBatcher:
         self._last_round_trip = float("-inf")
         self._pending: list[_Entry] = []
         self._busy = False
+        self._counters = redis.register_script(COUNTERS_LUA)
 
     async def submit(self, queue: Queue, counters: Counters | None = None) -> list[Any]:
         """Run the commands that `queue` adds, in a shared pipeline; their replies, in order.
         A reply that is an error is raised here (redis-py's exception).
 
         `counters` (metrics) go in the same pipeline, summed with the other callers' of the batch: under load
-        a hundred call records add a handful of HINCRBYs, not three hundred. Their replies are not checked:
+        a hundred call records add one script call, not three hundred HINCRBYs. Their replies are not checked:
         a counter must never fail a write it accompanies."""
         fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
         self._pending.append((queue, fut, counters))
@@ -71,6 +91,10 @@ class PipelineBatcher:
             try:
                 while not fut.done() and self._pending:
                     await self._flush(self._take())
+            except BaseException:
+                if fut.done() and not fut.cancelled():
+                    fut.exception()  # this caller raises its own error; its future's is not left unread
+                raise
             finally:
                 self._busy = False
                 if self._pending:  # what gathered meanwhile goes on in the background
@@ -97,12 +121,7 @@ class PipelineBatcher:
         try:
             pipe = self.redis.pipeline(transaction=False)
             counts = [queue(pipe) for queue, _, _ in batch]
-            totals: Counters = {}
-            for _, _, counters in batch:
-                for name, amount in (counters or {}).items():
-                    totals[name] = totals.get(name, 0) + amount
-            for (key, field), amount in totals.items():
-                pipe.hincrby(key, field, amount)
+            self._queue_counters(pipe, batch)
             replies = await self._round_trip(pipe)
             if any(isinstance(r, NoScriptError) for r in replies):
                 replies = await self._reload_and_rerun(pipe, replies)
@@ -111,16 +130,33 @@ class PipelineBatcher:
                 if not fut.done():
                     fut.set_exception(exc)
             return
-        except BaseException:
+        except BaseException:  # the flushing caller was cancelled: the others' commands may have run
+            interrupted = RedisConnectionError("the round trip was interrupted before Redis answered")
             for _, fut, _ in batch:
                 if not fut.done():
-                    fut.cancel()
+                    fut.set_exception(interrupted)
             raise
         start = 0
         for (_, fut, _), count in zip(batch, counts, strict=True):
             if not fut.done():
                 fut.set_result(list(replies[start : start + count]))
             start += count
+
+    def _queue_counters(self, pipe: Pipeline, batch: list[_Entry]) -> None:
+        """The batch's counters, summed, as one guarded script per hash (after every caller's commands)."""
+        totals: dict[str, dict[str, int]] = {}
+        for _, _, counters in batch:
+            for (key, field), amount in (counters or {}).items():
+                fields = totals.setdefault(key, {})
+                fields[field] = fields.get(field, 0) + amount
+        if not totals:
+            return
+        marker = secrets.token_hex(8)
+        for key, fields in totals.items():
+            args: list[Any] = [COUNTERS_MARKER_MS]
+            for field, amount in fields.items():
+                args += (field, amount)
+            queue_script(pipe, self._counters, [f"{key}:batch:{marker}", key], args)
 
     async def _round_trip(self, pipe: Pipeline) -> list[Any]:
         """Send the pipeline's commands and read every reply (an error reply is returned, not raised)."""

@@ -69,12 +69,17 @@ if finish == '1' then
   redis.call('ZREM', KEYS[5], job_id)
   redis.call('ZREM', KEYS[6], job_id)
 elseif incr ~= '' then
-  redis.call('ZINCRBY', KEYS[6], incr, job_id)
+  local score = tonumber(redis.call('ZSCORE', KEYS[6], job_id))
+  if ARGV[7] == '' or (score and math.abs(score - tonumber(ARGV[7])) < 1) then
+    redis.call('ZINCRBY', KEYS[6], incr, job_id)
+  end
 end
 return 1
 """
 """KEYS: in-progress, retry, job, result keys of the job, arq's abort set, the queue. ARGV: job id, finish
-(1/0), keep-in-progress ms or '', result bytes or '', result expiry ms or '' (forever), score increment or ''."""
+(1/0), keep-in-progress ms or '', result bytes or '', result expiry ms or '' (forever), score increment or '',
+the job's score when it was claimed. The increment applies only while the score is still that one, so the
+script is safe to run twice (a pipeline resent after a dropped connection moves the job once)."""
 
 
 class SluiceWorker(Worker):
@@ -85,6 +90,7 @@ class SluiceWorker(Worker):
         self._claim_script: Any = None
         self._finish_script: Any = None
         self._batcher: PipelineBatcher | None = None
+        self._claimed_scores: dict[str, int] = {}
 
     async def claim(self, job_ids: list[str]) -> list[tuple[str, int]]:
         """Take the given jobs that are due and held by no one; (job id, score) of those taken, in order."""
@@ -118,6 +124,7 @@ class SluiceWorker(Worker):
             raise
         self._give_back(len(wanted) - len(claimed))
         for job_id, score in claimed:
+            self._claimed_scores[job_id] = score
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
@@ -146,6 +153,7 @@ class SluiceWorker(Worker):
             result_data or "",
             "" if result_ms is None else result_ms,
             incr_score or "",
+            self._claimed_scores.pop(job_id, ""),
         ]
         await self._batcher.submit(lambda pipe: queue_script(pipe, self._finish_script, keys, args))
 

@@ -1,6 +1,7 @@
 """The pipeline batcher: concurrent submissions share a round trip, each gets its own replies."""
 
 import asyncio
+import contextlib
 
 import pytest
 import redis.asyncio as aredis
@@ -144,3 +145,84 @@ async def test_a_connection_redis_closed_while_idle_is_replaced_before_use() -> 
         await client.execute_command("CLIENT", "KILL", "TYPE", "normal")
         assert await batcher.submit(lambda pipe: pipe.incr("n") and 1) == [2]
         await client.aclose()
+
+
+async def test_a_batch_resent_after_its_reply_was_lost_counts_once(namespace) -> None:
+    """The connection drops after Redis ran the batch and before its reply arrived: the patient client sends
+    the batch again, and its counters (and scripts) must not apply twice."""
+    from store.connection import worker_redis
+    from tests.support.redis_server import RedisServer
+
+    with RedisServer() as server:
+        dropped: list[bool] = []
+        writers: list[asyncio.StreamWriter] = []
+
+        async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writers.extend((writer, up_writer))
+
+            async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, *, replies: bool) -> None:
+                while data := await src.read(65536):
+                    if replies and b"applied" in seen and not dropped:
+                        dropped.append(True)  # Redis ran the batch; its answer never arrives
+                        writer.close()
+                        up_writer.close()
+                        return
+                    dst.write(data)
+                    await dst.drain()
+
+            seen = bytearray()
+
+            async def client_side() -> None:
+                while data := await reader.read(65536):
+                    seen.extend(data)
+                    up_writer.write(data)
+                    await up_writer.drain()
+
+            await asyncio.gather(client_side(), pump(up_reader, writer, replies=True), return_exceptions=True)
+
+        listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        client = worker_redis(f"redis://127.0.0.1:{port}/0")
+        batcher = PipelineBatcher(client)
+        key = f"{namespace}:metrics"
+        assert await batcher.submit(lambda pipe: pipe.ping() and 1) == [True]  # connected through the proxy
+        replies = await batcher.submit(lambda pipe: pipe.set(f"{namespace}:applied", "yes") and 1,
+                                       counters={(key, "calls"): 3})
+        assert dropped and replies == [True]
+        direct = aredis.Redis.from_url(server.url)
+        assert await direct.hgetall(key) == {b"calls": b"3"}
+        await direct.aclose()
+        await client.aclose()
+        for writer in writers:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        listener.close()
+        await listener.wait_closed()
+
+
+async def test_a_cancelled_flusher_does_not_cancel_the_others_of_its_batch(redis_client, namespace) -> None:
+    """The caller whose task sends a round trip is cancelled mid-way: the others of its batch get a connection
+    error (their commands may have run), never a cancellation that is not theirs."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    batcher = PipelineBatcher(redis_client)
+    gate = asyncio.Event()
+    round_trip = PipelineBatcher._round_trip
+
+    async def slow(self, pipe):
+        await gate.wait()
+        return await round_trip(self, pipe)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(PipelineBatcher, "_round_trip", slow)
+        flusher = asyncio.ensure_future(batcher.submit(lambda pipe: pipe.incr(f"{namespace}:a") and 1))
+        await asyncio.sleep(0)
+        assert batcher._busy
+        flusher.cancel()
+        rider = asyncio.ensure_future(batcher.submit(lambda pipe: pipe.incr(f"{namespace}:b") and 1))
+        with pytest.raises(asyncio.CancelledError):
+            await flusher
+        gate.set()
+        assert await rider == [1] or isinstance(rider.exception(), RedisConnectionError)
