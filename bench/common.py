@@ -25,7 +25,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cli.samples import sample_event  # noqa: E402
+from cli.samples import numbered_contact, sample_event  # noqa: E402
 from cli.signing import sign_headers  # noqa: E402
 from config.toml import write as write_config  # noqa: E402
 
@@ -138,9 +138,14 @@ def bench_config(workdir: Workdir, redis_url: str, *, vendors: dict[str, Any] | 
 # -- requests ---------------------------------------------------------------------------------------------
 
 
-def signed_request(port: int, event_id: str, now: float, event_type: str = "purchase") -> bytes:
-    """One raw HTTP/1.1 request: a sample event with a valid Standard Webhooks signature."""
-    body = orjson.dumps(sample_event(event_type, now, event_id))
+def signed_request(port: int, event_id: str, now: float, event_type: str = "purchase",
+                   person: int | None = None) -> bytes:
+    """One raw HTTP/1.1 request: a sample event with a valid Standard Webhooks signature (about the n-th person
+    when `person` is given: one contact's calls go one at a time per vendor, SPEC rule 8)."""
+    event = sample_event(event_type, now, event_id)
+    if person is not None:
+        event["contact"] = numbered_contact(person)
+    body = orjson.dumps(event)
     headers = sign_headers("standard-webhooks", SECRET, body, now, msg_id=f"msg_{event_id}")
     head = [f"POST /webhooks/{SOURCE} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Content-Type: application/json",
             f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]

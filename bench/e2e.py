@@ -11,7 +11,9 @@ Scenarios, alternated in every round, Redis emptied and the sandbox reset before
   arq-sluice               the same no-op jobs drained by sluice's SluiceWorker (tuned settings), for reference
   1 worker / 2 workers     --events posted at full load (64 connections): events/s from the first POST to the
                            last vendor call, vendor calls/s, per-event latency (POST to its last vendor call)
+  ... unordered            the same with `[delivery] ordering = false` in the workers' config: what rule 8 costs
   100/s                    1 worker, events posted at a fixed 100/s for --rate-seconds: the same latencies
+Events are about --contacts different people (rule 8 sends one person's calls one at a time per vendor).
 """
 
 from __future__ import annotations
@@ -55,8 +57,11 @@ class System:
         self.sandbox_http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
         vendors = sandbox_vendor_tables(f"http://127.0.0.1:{port}")
         vendors["salesmachine"]["rate_per_second"] = 100000
-        self.config = bench_config(work, self.url, vendors=vendors,
-                                   delivery={"timeout_seconds": 10, "schedule_seconds": [0.5, 1, 2]})
+        delivery: dict[str, Any] = {"timeout_seconds": 10, "schedule_seconds": [0.5, 1, 2]}
+        self.config = bench_config(work, self.url, vendors=vendors, delivery=delivery)
+        self.unordered = bench_config(work, self.url, vendors=vendors, name="unordered.toml",
+                                      delivery={**delivery, "ordering": False})
+        self.contacts = 1000
         self.web = uvicorn("web", "ingress.app:create_app", self.config, work, cpus="0,1")
         self.procs.append(self.web)
         self.workers: list[Proc] = []
@@ -66,10 +71,10 @@ class System:
         self.redis.flushall()
         self.sandbox_http.post("/_bench/reset").raise_for_status()
 
-    def start_workers(self, n: int) -> list[Proc]:
+    def start_workers(self, n: int, *, ordering: bool = True) -> list[Proc]:
         for i in range(n):
             proc = Proc(f"worker{len(self.workers)}", [sys.executable, "-m", "worker"], self.work,
-                        env={"SLUICE_CONFIG": str(self.config)})
+                        env={"SLUICE_CONFIG": str(self.config if ordering else self.unordered)})
             self.workers.append(proc)
         deadline = time.monotonic() + 20
         while not self.redis.exists("bench:queue:health-check"):  # written by arq once it polls
@@ -88,7 +93,8 @@ class System:
         self.batch += 1
         now = time.time()
         ids = [f"e2e{self.batch}_{i}" for i in range(count)]
-        return ids, [signed_request(self.web.port, event_id, now) for event_id in ids]
+        return ids, [signed_request(self.web.port, event_id, now, person=i % self.contacts)
+                     for i, event_id in enumerate(ids)]
 
     def wait_calls(self, expected: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -143,10 +149,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument("--default-jobs", type=int, default=1000, help="arq-default drains slowly (~200/s)")
+    parser.add_argument("--contacts", type=int, default=1000, help="how many people the events are about")
     args = parser.parse_args()
     assert VENV_BIN.exists()
     work = Workdir()
     system = System(work)
+    system.contacts = args.contacts
     rows: list[list[Any]] = []
     res: dict[str, list[dict[str, Any]]] = {}
 
@@ -161,7 +169,8 @@ def main() -> None:
         system.run_events(300)
         system.stop_workers()
         for r in range(1, args.rounds + 1):
-            for name in ["arq-default", "arq-tuned", "arq-sluice", "1 worker", "2 workers", "100/s"]:
+            for name in ["arq-default", "arq-tuned", "arq-sluice", "1 worker", "2 workers", "1 worker unordered",
+                         "2 workers unordered", "100/s"]:
                 system.fresh()
                 if name.startswith("arq"):
                     jobs = args.default_jobs if name == "arq-default" else args.events * 2
@@ -169,7 +178,7 @@ def main() -> None:
                     note(r, name, out)
                     rows.append([r, name, out["jobs"], out["seconds"], out["rate"], "", "", ""])
                     continue
-                system.start_workers(2 if name == "2 workers" else 1)
+                system.start_workers(2 if name.startswith("2 workers") else 1, ordering="unordered" not in name)
                 if name == "100/s":
                     out = system.run_events(int(100 * args.rate_seconds), rate=100.0)
                 else:
@@ -198,8 +207,10 @@ def main() -> None:
             e2e_1w_eps=by["1 worker"][1], e2e_2w_eps=by["2 workers"][1], calls_1w_per_s=by["1 worker"][2],
             calls_2w_per_s=by["2 workers"][2], p50_full_ms=by["1 worker"][3], p99_full_ms=by["1 worker"][4],
             p50_100_ms=by["100/s"][3], p99_100_ms=by["100/s"][4], arq_default_jps=by["arq-default"][1],
-            arq_tuned_jps=tuned, arq_sluice_jps=by["arq-sluice"][1], ratio_1w=by["1 worker"][5], ratio_2w=by["2 workers"][5], target_ratio=0.5,
-            target_p99_100_ms=50.0,
+            arq_tuned_jps=tuned, arq_sluice_jps=by["arq-sluice"][1], ratio_1w=by["1 worker"][5],
+            ratio_2w=by["2 workers"][5], target_ratio=0.5, target_p99_100_ms=50.0,
+            ordering_cost_1w=by["1 worker"][1] / by["1 worker unordered"][1],
+            ordering_cost_2w=by["2 workers"][1] / by["2 workers unordered"][1], target_ordering_ratio=0.85,
         ))
     finally:
         system.close()

@@ -126,7 +126,8 @@ def dlq_show(dl_id: str, as_json: Json = True) -> None:
     print_json(letter)
 
 
-async def _bulk(store: DeadLetterStore, flt: Filter, dry_run: bool, action: str, show: bool) -> int:
+async def _bulk(store: DeadLetterStore, flt: Filter, dry_run: bool, action: str, show: bool,
+                force: bool = False) -> int:
     letters = [letter async for letter in store.iterate(flt)]
     if dry_run or not letters:
         return len(letters)
@@ -135,20 +136,23 @@ async def _bulk(store: DeadLetterStore, flt: Filter, dry_run: bool, action: str,
         task = progress.add_task(action, total=len(letters))
         for i in range(0, len(letters), 500):
             chunk = letters[i : i + 500]
-            batch = store.replay_batch if action == "replay" else store.delete_batch
-            done += await batch(chunk)
+            if action == "replay":
+                done += await store.replay_batch(chunk, force=force)
+            else:
+                done += await store.delete_batch(chunk)
             progress.advance(task, len(chunk))
     return done
 
 
-def _one_or_many(action: str, dl_id: str | None, flt: Filter, dry_run: bool, as_json: bool) -> None:
+def _one_or_many(action: str, dl_id: str | None, flt: Filter, dry_run: bool, as_json: bool,
+                 force: bool = False) -> None:
     async def work(s: Settings, r: aredis.Redis) -> int:
         store = store_for(s, r)
         if dl_id is None:
-            return await _bulk(store, flt, dry_run, action, show=not as_json)
+            return await _bulk(store, flt, dry_run, action, show=not as_json, force=force)
         if dry_run:
             return int(await store.get(dl_id) is not None)
-        ok = await (store.replay(dl_id) if action == "replay" else store.delete(dl_id))
+        ok = await (store.replay(dl_id, force=force) if action == "replay" else store.delete(dl_id))
         if not ok:
             fail(f"no dead letter {dl_id}")
         return 1
@@ -165,9 +169,11 @@ def _one_or_many(action: str, dl_id: str | None, flt: Filter, dry_run: bool, as_
 @dlq.command("replay")
 def dlq_replay(dl_id: Annotated[str | None, typer.Argument(help="One dead letter; omit to use the filters.")] = None,
                vendor: Vendor = None, type_: Type = None, source: Source = None, since: Since = None,
-               until: Until = None, dry_run: DryRun = False, as_json: Json = False) -> None:
+               until: Until = None, dry_run: DryRun = False, as_json: Json = False,
+               force: Annotated[bool, typer.Option("--force", help="Send even if a later event superseded it "
+                                                   "(SPEC rule 8).")] = False) -> None:
     """Queue dead letters again, with a fresh try count and the same idempotency key."""
-    _one_or_many("replay", dl_id, make_filter(vendor, type_, source, since, until), dry_run, as_json)
+    _one_or_many("replay", dl_id, make_filter(vendor, type_, source, since, until), dry_run, as_json, force)
 
 
 @dlq.command("purge")
@@ -189,11 +195,13 @@ def events_show(source: str, event_id: str, as_json: Json = False) -> None:
         print_json(view)
         return
     out.print(f"{source}/{event_id}: {view['event'].get('type')}", highlight=False)
-    table = Table("vendor", "operation", "status", "tries", "last error")
+    table = Table("vendor", "operation", "status", "tries", "last error / superseded by")
     for call in view["calls"]:
         error = call["last_error"] or {}
-        table.add_row(call["vendor"], call["operation"], call["status"], str(call["attempts"]),
-                      f"{error.get('status') or ''} {error.get('message', '')}".strip())
+        detail = f"{error.get('status') or ''} {error.get('message', '')}".strip()
+        if call.get("superseded_by"):
+            detail = f"superseded by {call['superseded_by']}"
+        table.add_row(call["vendor"], call["operation"], call["status"], str(call["attempts"]), detail)
     out.print(table)
 
 

@@ -18,6 +18,11 @@ CONTACT: dict[str, Any] = {
     "custom_fields": {"plan": "pro"},
 }
 
+def numbered_contact(n: int) -> dict[str, Any]:
+    """The sample contact made the n-th person: own id, email and phone (vendors match on either)."""
+    return {**CONTACT, "id": f"cus_{n}", "email": f"person{n}@example.com", "phone": f"+4400{n:010d}"}
+
+
 ORDER: dict[str, Any] = {
     "id": "ord_1001", "amount_cents": 4500, "paid_cents": 4500, "currency": "USD",
     "created_at": "2026-11-24T10:00:00Z", "refunded": False,

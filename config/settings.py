@@ -14,8 +14,9 @@ import tomllib
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
+from config.timing import MAX_RATE_WAIT, Timing
 from core.errors import ConfigError
 from core.routing import DEFAULT_ROUTES, EVENT_TYPES, is_operation
 
@@ -98,6 +99,7 @@ class DeliverySettings(_Model):
     )
     dedupe_seconds: int = Field(604_800, gt=0)
     jitter: float = Field(0.2, ge=0, le=1)
+    ordering: bool = True  # SPEC section 5 rule 8
 
     @field_validator("schedule_seconds")
     @classmethod
@@ -114,7 +116,8 @@ class DeliverySettings(_Model):
 class WorkerSettings(_Model):
     max_jobs: int = Field(200, gt=0)
     poll_delay_seconds: float = Field(0.01, gt=0)
-    rate_max_wait_seconds: float = Field(2.0, ge=0, le=60)
+    rate_max_wait_seconds: float = Field(2.0, ge=0)
+    reconcile_seconds: float = Field(30.0, gt=0, le=3600)  # how often a worker looks for events left without a job
 
 
 class Settings(_Model):
@@ -145,6 +148,22 @@ class Settings(_Model):
                 if not is_operation(name):
                     raise ValueError(f"{event_type}: unknown operation {name!r}")
         return v
+
+    @model_validator(mode="after")
+    def _keeps_pickup_rule(self) -> Settings:
+        timing = Timing.of(self.delivery.timeout_seconds, self.worker.rate_max_wait_seconds)
+        if not timing.keeps_pickup_rule(self.delivery.timeout_seconds):
+            raise ConfigError(
+                "worker.rate_max_wait_seconds",
+                f"must be at most {MAX_RATE_WAIT:g}: a dead worker's job must be taken up within "
+                "delivery.timeout_seconds + 30 s (SPEC section 5 rule 5)",
+            )
+        return self
+
+    @property
+    def timing(self) -> Timing:
+        """The worker's time bounds, derived from these settings (config/timing.py)."""
+        return Timing.of(self.delivery.timeout_seconds, self.worker.rate_max_wait_seconds)
 
     @property
     def route_table(self) -> dict[str, tuple[str, ...]]:

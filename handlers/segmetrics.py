@@ -17,6 +17,7 @@ import httpx
 
 from config.settings import SegMetricsSettings
 from core.clock import Clock, system_clock
+from core.ordering import event_tags
 from handlers.base import Call, VendorClient, message_from_json
 from handlers.fields import Event, compact, contact, get, need, parse_time
 
@@ -62,18 +63,6 @@ def contact_body(event: Event) -> dict[str, Any]:
     if person.get("custom_fields"):
         body["custom_fields"] = dict(person["custom_fields"])
     return body
-
-
-def event_tags(event: Event) -> list[str]:
-    """The tags an event adds or removes: `churned` for a churn, the segment's name (its id when it has no
-    name) for segment.join / segment.leave, otherwise the contact's own tags."""
-    kind = event.get("type")
-    if kind == "churn":
-        return ["churned"]
-    if kind in ("segment.join", "segment.leave"):
-        segment = need(event, "data.segment")
-        return [str(segment.get("name") or need(event, "data.segment.id"))]
-    return [str(tag) for tag in get(event, "contact.tags", [])]
 
 
 def tags_body(event: Event) -> dict[str, Any] | None:

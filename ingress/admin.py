@@ -74,16 +74,16 @@ class Admin:
         given = request.headers.get("authorization", "").encode("utf-8", "replace")
         return hmac.compare_digest(given, self.token)
 
-    async def replay_all(self, letters: list[dict[str, Any]]) -> int:
+    async def replay_all(self, letters: list[dict[str, Any]], *, force: bool = False) -> int:
         done = 0
         for i in range(0, len(letters), REPLAY_BATCH):
-            done += await self.dead_letters.replay_batch(letters[i : i + REPLAY_BATCH])
+            done += await self.dead_letters.replay_batch(letters[i : i + REPLAY_BATCH], force=force)
             await asyncio.sleep(0)  # let webhook requests in between batches
         log.info("bulk_replay_done", replayed=done, requested=len(letters))
         return done
 
-    def start_replay(self, letters: list[dict[str, Any]]) -> None:
-        task = asyncio.create_task(self.replay_all(letters))
+    def start_replay(self, letters: list[dict[str, Any]], *, force: bool = False) -> None:
+        task = asyncio.create_task(self.replay_all(letters, force=force))
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
@@ -153,13 +153,9 @@ async def get_dead_letter(request: Request, admin: Admin) -> Response:
     return not_found() if letter is None else json(200, letter)
 
 
-async def replay_one(request: Request, admin: Admin) -> Response:
-    if not await admin.dead_letters.replay(request.path_params["id"]):
-        return not_found()
-    return json(202, {"replayed": 1})
-
-
-async def replay_many(request: Request, admin: Admin) -> Response:
+async def json_object(request: Request, fields: set[str]) -> dict[str, Any] | Response:
+    """The request's JSON object body (empty = {}), or the 400 that says what is wrong with it; `force` and
+    `dry_run` must be booleans."""
     raw = await request.body()
     try:
         body = orjson.loads(raw) if raw.strip() else {}
@@ -167,11 +163,28 @@ async def replay_many(request: Request, admin: Admin) -> Response:
         return bad_request("body: not JSON")
     if not isinstance(body, dict):
         return bad_request("body: must be a JSON object")
-    unknown = set(body) - {"vendor", "type", "source", "since", "until", "dry_run"}
+    unknown = set(body) - fields
     if unknown:
         return bad_request(*(f"{name}: unknown field" for name in sorted(unknown)))
-    if not isinstance(body.get("dry_run", False), bool):
-        return bad_request("dry_run: must be true or false")
+    for flag in ("dry_run", "force"):
+        if not isinstance(body.get(flag, False), bool):
+            return bad_request(f"{flag}: must be true or false")
+    return body
+
+
+async def replay_one(request: Request, admin: Admin) -> Response:
+    body = await json_object(request, {"force"})
+    if isinstance(body, Response):
+        return body
+    if not await admin.dead_letters.replay(request.path_params["id"], force=body.get("force", False)):
+        return not_found()
+    return json(202, {"replayed": 1})
+
+
+async def replay_many(request: Request, admin: Admin) -> Response:
+    body = await json_object(request, {"vendor", "type", "source", "since", "until", "dry_run", "force"})
+    if isinstance(body, Response):
+        return body
     try:
         flt = Filter.parse(body)
     except ValueError as exc:
@@ -179,7 +192,7 @@ async def replay_many(request: Request, admin: Admin) -> Response:
     letters = [letter async for letter in admin.dead_letters.iterate(flt)]
     if body.get("dry_run"):
         return json(200, {"would_replay": len(letters)})
-    admin.start_replay(letters)
+    admin.start_replay(letters, force=body.get("force", False))
     return json(202, {"replayed": len(letters)})
 
 

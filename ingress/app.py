@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from config.logging import configure_logging
 from config.process import freeze_startup_heap
-from config.settings import DeliverySettings, Settings, load_or_exit
+from config.settings import Settings, load_or_exit
 from core.clock import Clock, system_clock
 from core.errors import ConfigError
 from core.signatures import Verifier, build_verifier
@@ -48,7 +48,8 @@ REDIS_CONNECT_TIMEOUT = 1.0
 REDIS_SOCKET_TIMEOUT = 2.0
 """Short, so a Redis that is down or stuck turns into a quick 503 rather than a hung sender."""
 
-AcceptorFactory = Callable[[Redis, Keys, DeliverySettings, Clock], Acceptor]
+AcceptorFactory = Callable[..., Acceptor]
+"""Called as `(redis, keys, delivery_settings, clock, tolerance_seconds=...)`, like `store.intake.Intake`."""
 Resource = Callable[[IngressState], contextlib.AbstractAsyncContextManager[Mapping[str, Any]]]
 """Entered by the lifespan after the core state is built; what it yields joins the request state
 (e.g. `{"admin": Admin(...)}` found at `request.state.admin`), and it is exited at shutdown."""
@@ -161,7 +162,8 @@ def _lifespan(
         )
         keys = Keys(settings.namespace)
         state = IngressState(
-            settings=settings, keys=keys, redis=client, intake=acceptor(client, keys, settings.delivery, clock),
+            settings=settings, keys=keys, redis=client, intake=acceptor(client, keys, settings.delivery, clock,
+                                                     tolerance_seconds=settings.ingress.tolerance_seconds),
             verifiers=verifiers, clock=clock, log=structlog.get_logger("sluice.ingress"),
             observers=tuple(observers),
         )
@@ -206,6 +208,7 @@ def create_app(
         lifespan=_lifespan(settings, verifiers, clock, redis, acceptor, (metrics.observe, *observers),
                            (Admin.resource, *resources)),
     )
+    app.router.redirect_slashes = False  # no redirects on this API: `/webhooks/x/` is an unknown route
     if from_config:  # the `web:` process itself, not a test
         freeze_startup_heap()
     return app

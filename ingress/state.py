@@ -21,7 +21,7 @@ class Acceptor(Protocol):
     Redis errors propagate: the ingress answers 503 for them.
     """
 
-    async def accept(self, source: str, event_id: str, body: bytes) -> bool: ...
+    async def accept(self, source: str, event: Mapping[str, Any], body: bytes) -> bool: ...
 
 
 @dataclass(slots=True)

@@ -125,7 +125,7 @@ async def _handle(headers: dict[str, str], receive: Receive, state: IngressState
     result.event_id = event_id
     result.event_type = event["type"]
     try:
-        fresh = await state.intake.accept(result.source, event_id, body)
+        fresh = await state.intake.accept(result.source, event, body)
     except (RedisError, OSError) as exc:  # OSError covers socket errors and TimeoutError
         return _reject(result, 503, "unavailable", type(exc).__name__)
     result.outcome = "queued" if fresh else "duplicate"

@@ -9,7 +9,7 @@ import orjson
 from redis.asyncio import Redis
 
 from core.routing import plan
-from store.calls import CallState
+from store.calls import CallState, Ledger
 from store.keys import Keys
 
 
@@ -24,8 +24,11 @@ async def event_view(
     if body is None:
         return None
     event = orjson.loads(body)
-    states = {k.decode(): CallState.loads(v) for k, v in raw_states.items()}
+    ledger = Ledger.parse(raw_states)
+    states = ledger.states
     names = [f"{vendor}.{operation}" for vendor, operation in plan(event, routes)]
+    if ledger.only_listed:  # recreated by a replay: the calls it does not list are not owed, nor known
+        names = [name for name in names if name in states]
     names += [name for name in states if name not in names]  # calls of an earlier routing table
     calls = []
     for name in names:

@@ -39,6 +39,31 @@ class Keys:
         """Held by the one worker delivering an event right now."""
         return f"{self.namespace}:lease:{source}:{event_id}"
 
+    @property
+    def sequence(self) -> str:
+        """Counter of accepted events: the tie-breaker of their order (SPEC rule 8)."""
+        return f"{self.namespace}:seq"
+
+    @property
+    def owed(self) -> str:
+        """Sorted set of `source/event_id` of events that still owe calls, scored by when their job was last
+        seen (ms); the reconciler re-enqueues those whose job is gone."""
+        return f"{self.namespace}:owed"
+
+    @property
+    def reconcile_lock(self) -> str:
+        """Held by the one worker reconciling right now."""
+        return f"{self.namespace}:reconcile"
+
+    def order(self, source: str, scope: str) -> str:
+        """Hash of a scope's order (`vendor|subject` -> version of the latest write, `fence` -> version of the
+        contact's latest erasure); scope is `contact:<id>` or `segment:<id>`."""
+        return f"{self.namespace}:order:{source}:{scope}"
+
+    def hold(self, vendor: str, source: str, scope: str) -> str:
+        """Held by the one call of a scope in flight at a vendor."""
+        return f"{self.namespace}:hold:{vendor}:{source}:{scope}"
+
     def dead_letter(self, dl_id: str) -> str:
         return f"{self.namespace}:dl:{dl_id}"
 

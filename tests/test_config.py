@@ -137,3 +137,17 @@ def test_processes_stop_with_one_line(tmp_path, module) -> None:
     assert done.stderr.strip() == ("sluice: config error: delivery.timeout_seconds: Input should be a valid number, "
                                    "unable to parse string as a number")
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_a_rate_wait_that_breaks_the_pickup_rule_is_refused() -> None:
+    """SPEC rule 5: a dead worker's job is taken up within timeout_seconds + 30 s; a longer rate-limit wait in a
+    run would push arq's job timeout past that."""
+    from config.settings import settings_from_mapping
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        settings_from_mapping({"worker": {"rate_max_wait_seconds": 12}}, {})
+    assert raised.value.key == "worker.rate_max_wait_seconds"
+    ok = settings_from_mapping({"worker": {"rate_max_wait_seconds": 11}, "delivery": {"timeout_seconds": 300}}, {})
+    assert ok.timing.pickup_seconds <= 300 + 30
+    assert ok.timing.hold_ms / 1000 <= 300 + 30

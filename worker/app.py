@@ -1,20 +1,22 @@
 """arq wiring: the worker's settings, and its start-up and shut-down hooks.
 
-Timing rules that arq imposes and how they are met (SPEC section 5 rules 5 and 6):
-- a dead worker's job is picked up once its in-progress key expires, `job_timeout` + 10 s after it started;
-  job_timeout = timeout_seconds + the rate limiter's longest wait (2 s) + 5 s keeps that within
-  timeout_seconds + 30 s;
-- a run's calls go out concurrently, each bounded by timeout_seconds, so a run fits in job_timeout;
+Timing rules that arq imposes and how they are met (SPEC section 5 rules 5 and 6; the figures are derived in
+config/timing.py):
+- a dead worker's job is picked up once its in-progress key expires, `job_timeout` + 10 s after it started,
+  within timeout_seconds + 30 s (a config that would break that is refused at start-up);
+- a run ends itself before its deadline, below job_timeout (arq drops a job that outruns job_timeout);
 - only `arq.Retry` reschedules and arq stops calling a job after max_tries, so max_tries is effectively
   unbounded: our own per-call try count (the ledger) decides when a call is dead;
-- arq's job key does not outlive its first TTL, so the intake sets it to the whole delivery horizon;
+- arq's job key does not outlive its TTL: the intake sets it to the whole delivery horizon and every run
+  renews it; the reconciler (worker/reconcile.py) gives a job back to any event that still owes calls;
 - on SIGTERM arq stops picking jobs and waits job_completion_wait for running ones, then cancels what is left,
   which stays in the queue and is taken up again.
 """
 
 from __future__ import annotations
 
-import math
+import asyncio
+import contextlib
 import random
 from typing import Any
 
@@ -32,18 +34,13 @@ from store.connection import RETRY_ON, patient_retry, worker_redis
 from store.dead_letters import DeadLetterStore
 from store.intake import DELIVER, Intake
 from store.keys import Keys
-from worker.deliver import RELEASE_LUA, deliver
+from worker.deliver import DeliveryScripts, deliver
 from worker.deps import Deps
 from worker.ratelimit import RateLimiter
+from worker.reconcile import reconcile_forever
 from worker.retry import RetryPolicy
 
 UNBOUNDED_TRIES = 1_000_000
-RUN_MARGIN_SECONDS = 5
-
-
-def job_timeout(settings: Settings) -> int:
-    """A run: one rate-limit wait, then its calls concurrently (each bounded by timeout_seconds), then writes."""
-    return math.ceil(settings.delivery.timeout_seconds + settings.worker.rate_max_wait_seconds + RUN_MARGIN_SECONDS)
 
 
 async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors: Any = None,
@@ -65,8 +62,7 @@ async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors:
         limiter=RateLimiter(redis, keys, rates, max_wait=settings.worker.rate_max_wait_seconds, batcher=batcher),
         batcher=batcher,
         policy=RetryPolicy.from_settings(settings.delivery), clock=clock, rng=rng or random.Random(),
-        lease_ms=(job_timeout(settings) + 5) * 1000, release_lease=redis.register_script(RELEASE_LUA),
-        owns_redis=owns_redis,
+        timing=settings.timing, scripts=DeliveryScripts.register(redis), owns_redis=owns_redis,
     )
 
 
@@ -85,8 +81,14 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         if "deps" not in ctx:
             ctx["deps"] = await build_deps(settings)
             ctx["owned_deps"] = True
+        ctx["reconciler"] = asyncio.ensure_future(reconcile_forever(ctx["deps"]))
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        reconciler = ctx.pop("reconciler", None)
+        if reconciler is not None:
+            reconciler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reconciler
         if ctx.get("owned_deps"):
             await ctx["deps"].aclose()
 
@@ -98,12 +100,12 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "on_shutdown": shutdown,
         "max_jobs": settings.worker.max_jobs,
         "poll_delay": settings.worker.poll_delay_seconds,
-        "job_timeout": job_timeout(settings),
+        "job_timeout": settings.timing.job_timeout,
         "max_tries": UNBOUNDED_TRIES,
         "keep_result": 0,
         "job_serializer": orjson.dumps,
         "job_deserializer": orjson.loads,
-        "job_completion_wait": job_timeout(settings),
+        "job_completion_wait": settings.timing.job_timeout,
         "health_check_interval": 60,
     }
     options.update(overrides)

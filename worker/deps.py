@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from redis.asyncio import Redis
 
 from config.settings import Settings
+from config.timing import Timing
 from core.clock import Clock
 from store.batch import PipelineBatcher
 from store.dead_letters import DeadLetterStore
@@ -17,6 +18,9 @@ from store.intake import Intake
 from store.keys import Keys
 from worker.ratelimit import RateLimiter
 from worker.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from worker.deliver import DeliveryScripts
 
 
 class VendorPort(Protocol):
@@ -43,8 +47,8 @@ class Deps:
     policy: RetryPolicy
     clock: Clock
     rng: random.Random
-    lease_ms: int
-    release_lease: Any  # the registered compare-and-delete script of the event lease
+    timing: Timing
+    scripts: DeliveryScripts
     owns_redis: bool = False
 
     async def aclose(self) -> None:

@@ -53,6 +53,14 @@ async def test_unknown_routes_and_methods_answer_json(client: httpx.AsyncClient)
     assert (response.status_code, response.json()) == (404, {"error": "not_found"})
 
 
+async def test_a_trailing_slash_is_an_unknown_route_not_a_redirect(client: httpx.AsyncClient) -> None:
+    """No redirects on this API (Starlette would build one from the request's Host header)."""
+    for method, path in (("POST", "/webhooks/shopfront/"), ("GET", "/healthz/"), ("GET", "/admin/dead-letters/")):
+        response = await client.request(method, path, headers={"host": "evil.example"})
+        assert (response.status_code, response.json()) == (404, {"error": "not_found"}), path
+        assert "location" not in response.headers
+
+
 @pytest.fixture(scope="module")
 def refusing_redis() -> Iterator[RedisServer]:
     """A private redis-server, so refusing writes never disturbs the shared one."""

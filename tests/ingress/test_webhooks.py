@@ -399,10 +399,10 @@ async def test_unexpected_error_is_503_not_500(settings: Settings, clock: Frozen
     """A bug in the store is answered 503 unavailable (the sender retries), never a 500."""
 
     class Broken:
-        def __init__(self, *args: Any) -> None:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             pass
 
-        async def accept(self, source: str, event_id: str, body: bytes) -> bool:
+        async def accept(self, source: str, event: Any, body: bytes) -> bool:
             raise KeyError("bug")
 
     async with serve(create_app(settings, clock=clock, acceptor=Broken)) as client:

@@ -17,7 +17,8 @@ import httpx
 import orjson
 import redis
 
-from store.intake import ACCEPT_LUA, job_bytes
+from config.settings import DeliverySettings
+from store.intake import ACCEPT_LUA, Intake
 from store.keys import Keys
 from tests.support.fleet import ROOT, wait_until
 from tests.support.redis_server import free_port
@@ -65,8 +66,9 @@ class Feeder:
     error is offered again, as a sender retries a 503; a retry finding the event already stored counts it
     as accepted once."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, source: str = "shopfront", ttl: int = 86400 * 3) -> None:
-        self.client, self.keys, self.source, self.ttl = client, keys, source, ttl
+    def __init__(self, client: redis.Redis, keys: Keys, source: str = "shopfront") -> None:
+        self.client, self.keys, self.source = client, keys, source
+        self.intake = Intake(client, keys, DeliverySettings(dedupe_seconds=3600))  # type: ignore[arg-type]
         self.accepted = 0
         self.redis_errors = 0
 
@@ -84,14 +86,10 @@ class Feeder:
                 time.sleep(0.05)
 
     def _accept(self, events: list[dict[str, Any]]) -> None:
-        now_ms = int(time.time() * 1000)
         with self.client.pipeline(transaction=False) as pipe:
             for event in events:
-                job_id = self.keys.job_id(self.source, event["id"])
-                pipe.eval(ACCEPT_LUA, 4, self.keys.seen(self.source, event["id"]),
-                          self.keys.event(self.source, event["id"]), f"arq:job:{job_id}", self.keys.queue,
-                          3600, orjson.dumps(event), self.ttl, job_bytes(self.source, event["id"], now_ms),
-                          self.ttl * 1000, job_id, now_ms)
+                keys, args = self.intake.accept_args(self.source, event, orjson.dumps(event))
+                pipe.eval(ACCEPT_LUA, len(keys), *keys, *args)
             pipe.execute()
 
 

@@ -19,13 +19,13 @@ import orjson
 import pytest
 import redis
 
-from cli.samples import sample_event
 from core.idempotency import idempotency_key
 from core.routing import DEFAULT_ROUTES, plan
-from store.calls import CallState, Status
+from store.calls import Ledger, Status
 from store.keys import Keys
 from tests.conftest import base_config
 from tests.reliability.support import Feeder, figures
+from tests.support.contacts import event_of, expected_members, personaclick_members
 from tests.support.fleet import SandboxProcess, WorkerProcess, final_statuses, unfinished, wait_until, write_config
 from tests.support.redis_server import RedisServer
 
@@ -43,8 +43,11 @@ MIX = ("signup", "purchase", "refund", "churn", "segment.join", "segment.leave",
        "ad.performance", "segment.upsert", "segment.delete")
 
 
+CONTACTS = 211  # a prime: every contact sees every type; one contact's calls go one at a time per vendor
+
+
 def make_events(n: int) -> list[dict[str, Any]]:
-    events = [sample_event(MIX[i % len(MIX)], 1_795_000_000.0 + i, f"evt_chaos_{i}") for i in range(n)]
+    events = [event_of(MIX[i % len(MIX)], 1_795_000_000.0 + i, f"evt_chaos_{i}", i % CONTACTS) for i in range(n)]
     for i, event in enumerate(events):
         if event["type"] in ("segment.upsert", "segment.delete"):
             # a segment of its own: an upsert racing a delete of the same segment is another story
@@ -56,9 +59,9 @@ def succeeded_keys(client: redis.Redis, keys: Keys, events: list[dict[str, Any]]
     """Idempotency keys of the calls the ledger records as succeeded."""
     found = set()
     for event in events:
-        for field, raw in client.hgetall(keys.calls("shopfront", event["id"])).items():
-            if CallState.loads(raw).status is Status.SUCCEEDED:
-                vendor, operation = field.decode().split(".", 1)
+        for field, state in Ledger.parse(client.hgetall(keys.calls("shopfront", event["id"]))).states.items():
+            if state.status is Status.SUCCEEDED:
+                vendor, operation = field.split(".", 1)
                 found.add(idempotency_key("shopfront", event["id"], vendor, operation))
     return found
 
@@ -89,7 +92,8 @@ def answered_keys(requests: list[dict[str, Any]]) -> set[str]:
 
 @pytest.mark.timeout(480)
 def test_chaos(tmp_path: Path, namespace: str, sandbox_process: SandboxProcess) -> None:
-    """Every accepted event ends with each call succeeded, skipped or dead-lettered; duplicates <= kills."""
+    """Every accepted event ends with each call succeeded, skipped, superseded or dead-lettered; duplicates <=
+    kills; every contact ends in or out of the segment as its latest event says."""
     sandbox = sandbox_process
     for vendor, latency in VENDOR_LATENCY.items():  # different latencies, so an event's calls end apart
         sandbox.inject(vendor=vendor, delay=latency, times=10**7)
@@ -140,13 +144,14 @@ def test_chaos(tmp_path: Path, namespace: str, sandbox_process: SandboxProcess) 
         client.close()
     requests = sandbox.requests()
     duplicates = sandbox.duplicate_count()
+    members = personaclick_members(sandbox.http.get("/state").json())
     planned = {idempotency_key("shopfront", e["id"], v, o): e["id"] for e in events for v, o in plan(e, DEFAULT_ROUTES)}
     vendor_answered = answered_keys(requests)
     failing = [r for r in requests if r["vendor"] == FAILING_VENDOR and r["fault"] == "status"]
     figures("chaos", {
         "events_offered": EVENTS, "events_accepted": feeder.accepted, "offered_rate_per_s": RATE,
         "calls_planned": len(planned), "succeeded": counts.get("succeeded", 0), "skipped": counts.get("skipped", 0),
-        "dead_lettered": counts.get("dead", 0), "dead_letter_records": dead_letters, "events_lost": len(lost),
+        "dead_lettered": counts.get("dead", 0), "superseded": counts.get("superseded", 0), "dead_letter_records": dead_letters, "events_lost": len(lost),
         "kills": kills, "redis_restarts": int(restarted), "feeder_redis_errors": feeder.redis_errors,
         "vendor_requests": len(requests), f"{FAILING_VENDOR}_503s": len(failing),
         "duplicate_vendor_requests": duplicates, "feed_s": round(fed - began, 1),
@@ -170,3 +175,4 @@ def test_chaos(tmp_path: Path, namespace: str, sandbox_process: SandboxProcess) 
         print(f"duplicate: {names.get(dup['idempotency_key'])} {dup['method']} sent {dup['times']} times")
     assert ledger_succeeded <= vendor_answered
     assert duplicates <= kills
+    assert members == expected_members(events)  # rule 8: each contact as its latest event says

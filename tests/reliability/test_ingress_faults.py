@@ -15,12 +15,12 @@ import orjson
 import pytest
 import redis
 
-from cli.samples import sample_event
 from core.routing import DEFAULT_ROUTES
 from store.keys import Keys
 from tests.conftest import base_config
 from tests.ingress.conftest import standard_headers
 from tests.reliability.support import IngressProcess, figures
+from tests.support.contacts import event_of
 from tests.support.fleet import WorkerProcess, final_statuses, unfinished, wait_until, write_config
 from tests.support.redis_server import RedisServer
 from tests.support.sandbox import SandboxServer
@@ -53,7 +53,7 @@ async def load(url: str, server: RedisServer) -> tuple[list[tuple[dict[str, Any]
     async def sender(http: httpx.AsyncClient) -> None:
         while time.monotonic() - began < LOAD_SECONDS:
             i = next(counter)
-            event = sample_event(TYPES[i % len(TYPES)], time.time(), f"evt_if_{i}")
+            event = event_of(TYPES[i % len(TYPES)], time.time(), f"evt_if_{i}", i % 53)
             answers.append((event, await send(http, event)))
             await asyncio.sleep(1 / SENDER_RATE)
 
@@ -126,5 +126,6 @@ def test_redis_stopped_under_load(tmp_path: Path, namespace: str, sandbox: Sandb
     assert set(statuses) <= {200, 202, 503}, statuses
     assert statuses[503] > 0, "Redis was never seen down: the test did not test anything"
     assert set(retried) <= {200, 202}, retried
-    assert set(counts) <= {"succeeded", "skipped"} and sum(counts.values()) > 0
+    # a sender's retry after a 503 can arrive after a later event of the contact: rule 8 supersedes it
+    assert set(counts) <= {"succeeded", "skipped", "superseded"} and sum(counts.values()) > 0
     assert '"status":500' not in ingress_log.replace(" ", "")

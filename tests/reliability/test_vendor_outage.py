@@ -12,12 +12,12 @@ from typing import Any
 
 import redis
 
-from cli.samples import sample_event
 from core.routing import DEFAULT_ROUTES, plan
 from handlers.sandbox import sandbox_vendor_tables
 from store.keys import Keys
 from tests.conftest import base_config
 from tests.reliability.support import Feeder, figures, log_lines, timestamp
+from tests.support.contacts import event_of
 from tests.support.fleet import WorkerProcess, final_statuses, unfinished, wait_until, write_config
 from tests.support.redis_server import free_port
 from tests.support.sandbox import SandboxServer
@@ -62,7 +62,7 @@ def test_vendor_refusing_connections_then_back(tmp_path: Path, redis_url: str, n
     config = outage_config(tmp_path, redis_url, namespace, sandbox, port)
     keys = Keys(namespace)
     client = redis.Redis.from_url(redis_url)
-    events = [sample_event(TYPES[i % len(TYPES)], 1_795_000_000.0 + i, f"evt_out_{i}") for i in range(EVENTS)]
+    events = [event_of(TYPES[i % len(TYPES)], 1_795_000_000.0 + i, f"evt_out_{i}", i % 53) for i in range(EVENTS)]
     log = tmp_path / "worker.log"
     worker = WorkerProcess(config, log)
     back = SandboxServer(port=port)

@@ -115,3 +115,37 @@ async def test_delete_batch_counts_what_was_there(store) -> None:
     assert await store.delete_batch(letters) == 3
     assert await store.counts() == {"segmetrics": 0}
     assert (await store.page())[0] == []
+
+
+async def test_a_letter_pins_its_ledger_event_and_order_until_it_is_replayed(store, redis_client, settings) -> None:
+    """Dead letters never expire: while one exists its event's ledger, body and order hash keep no TTL, so a
+    replay however late finds what it needs; the last replay (or purge) gives the TTLs back."""
+    keys = Keys(settings.namespace)
+    body = orjson.dumps(event(1))
+    assert await store.intake.accept("shopfront", event(1), body)
+    one = await put(store, 1, at=T0)
+    two = await put(store, 1, at=T0 + 1, vendor="salesmachine")
+    ledger, stored, order = keys.calls("shopfront", "evt_1"), keys.event("shopfront", "evt_1"), \
+        keys.order("shopfront", "contact:c1")
+    assert [await redis_client.ttl(k) for k in (ledger, stored, order)] == [-1, -1, -1]
+    assert await store.replay(one["id"])
+    assert [await redis_client.ttl(k) for k in (ledger, stored)] == [-1, -1]  # the other letter still pins them
+    assert await store.delete(two["id"])
+    assert all(0 < ttl <= store.intake.event_ttl for ttl in [await redis_client.ttl(k) for k in (ledger, stored)])
+    assert not await redis_client.exists(order)  # it held nothing but the pin
+
+
+async def test_a_replay_after_the_ledger_expired_owes_only_the_replayed_call(store, redis_client, settings) -> None:
+    """A letter older than its event's TTL (written before letters pinned their event): the replay recreates
+    the ledger naming only its call, so the event's other calls, long delivered, are not sent again."""
+    from store.calls import Ledger
+
+    keys = Keys(settings.namespace)
+    letter = await put(store, 1, at=T0)
+    await redis_client.delete(keys.calls("shopfront", "evt_1"), keys.event("shopfront", "evt_1"))
+    assert await store.replay(letter["id"])
+    ledger = Ledger.parse(await redis_client.hgetall(keys.calls("shopfront", "evt_1")))
+    assert ledger.only_listed and set(ledger.states) == {"segmetrics.upsert_contact"}
+    assert ledger.states["segmetrics.upsert_contact"].status is Status.PENDING
+    assert orjson.loads(await redis_client.get(keys.event("shopfront", "evt_1"))) == letter["event"]
+    assert ledger.version is not None and ledger.version.endswith(":0")

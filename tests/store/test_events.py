@@ -1,5 +1,7 @@
 """The per-event view: planned calls with their ledger state."""
 
+import orjson
+
 from core.routing import DEFAULT_ROUTES
 from store.calls import CallState, Status
 from store.events import event_view
@@ -12,7 +14,7 @@ EVENT = b'{"id":"evt_1","type":"segment.join","occurred_at":"2026-11-24T10:00:00
 
 async def test_view_lists_every_planned_call(redis_client, settings) -> None:
     keys = Keys(settings.namespace)
-    assert await Intake(redis_client, keys, settings.delivery).accept("shopfront", "evt_1", EVENT)
+    assert await Intake(redis_client, keys, settings.delivery).accept("shopfront", orjson.loads(EVENT), EVENT)
     await redis_client.hset(keys.calls("shopfront", "evt_1"), "segmetrics.add_tags",
                             CallState(status=Status.SUCCEEDED, attempts=1).dumps())
     view = await event_view(redis_client, keys, DEFAULT_ROUTES, "shopfront", "evt_1")

@@ -19,7 +19,7 @@ BODY = b'{"id":"evt_1"}'
 async def test_accept_once_then_duplicate(kind, redis_client, settings) -> None:
     keys = Keys(settings.namespace)
     intake = kind(redis_client, keys, settings.delivery, FrozenClock(1_795_000_000.0))
-    results = await asyncio.gather(*(intake.accept("shopfront", "evt_1", BODY) for _ in range(20)))
+    results = await asyncio.gather(*(intake.accept("shopfront", {"id": "evt_1"}, BODY) for _ in range(20)))
     assert sorted(results) == [False] * 19 + [True]
     assert await redis_client.get(keys.event("shopfront", "evt_1")) == BODY
     job_id = keys.job_id("shopfront", "evt_1")
@@ -31,7 +31,7 @@ async def test_accept_once_then_duplicate(kind, redis_client, settings) -> None:
 
 async def test_batched_accepts_of_distinct_events(redis_client, settings) -> None:
     intake = BatchingIntake(redis_client, Keys(settings.namespace), settings.delivery)
-    results = await asyncio.gather(*(intake.accept("shopfront", f"evt_{i}", BODY) for i in range(300)))
+    results = await asyncio.gather(*(intake.accept("shopfront", {"id": f"evt_{i}"}, BODY) for i in range(300)))
     assert all(results)
     assert await redis_client.zcard(Keys(settings.namespace).queue) == 300
 
@@ -47,7 +47,7 @@ async def test_scripts_survive_a_redis_restart(settings) -> None:
     with RedisServer() as server:
         client = aredis.Redis.from_url(server.url)
         intake = BatchingIntake(client, Keys(settings.namespace), settings.delivery)
-        assert await intake.accept("shopfront", "a", BODY)
+        assert await intake.accept("shopfront", {"id": "a"}, BODY)
         await client.script_flush()
-        assert await intake.accept("shopfront", "b", BODY)
+        assert await intake.accept("shopfront", {"id": "b"}, BODY)
         await client.aclose()

@@ -15,7 +15,7 @@ import redis
 
 import config.toml
 from core.routing import plan
-from store.calls import CallState
+from store.calls import CallState, Ledger
 from store.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,14 +66,14 @@ def wait_until(check: Callable[[], bool], timeout: float, interval: float = 0.05
 
 def unfinished(client: redis.Redis, keys: Keys, routes: Mapping[str, tuple[str, ...]], source: str,
                events: list[dict[str, Any]]) -> list[str]:
-    """Ids of events with a planned call that is not yet succeeded, skipped or dead."""
+    """Ids of events with a planned call that is not yet final (succeeded, skipped, dead or superseded)."""
     with client.pipeline(transaction=False) as pipe:
         for event in events:
             pipe.hgetall(keys.calls(source, event["id"]))
         all_states = pipe.execute()
     left = []
     for event, raw in zip(events, all_states, strict=True):
-        states = {k.decode(): CallState.loads(v) for k, v in raw.items()}
+        states = Ledger.parse(raw).states
         for vendor, operation in plan(event, routes):
             if not states.get(f"{vendor}.{operation}", CallState()).status.final:
                 left.append(event["id"])
@@ -84,9 +84,8 @@ def unfinished(client: redis.Redis, keys: Keys, routes: Mapping[str, tuple[str, 
 def final_statuses(client: redis.Redis, keys: Keys, source: str, events: list[dict[str, Any]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for event in events:
-        for raw in client.hvals(keys.calls(source, event["id"])):
-            status = CallState.loads(raw).status.value
-            counts[status] = counts.get(status, 0) + 1
+        for state in Ledger.parse(client.hgetall(keys.calls(source, event["id"]))).states.values():
+            counts[state.status.value] = counts.get(state.status.value, 0) + 1
     return counts
 
 

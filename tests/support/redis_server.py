@@ -4,6 +4,7 @@ machines where no Redis answers at all."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -66,6 +67,16 @@ class RedisServer:
             self.proc.terminate()
         self.proc.wait(timeout=10)
         self.proc = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP), as a managed Redis freezes during a fail-over: connections stay open,
+        nothing is answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
 
     def restart(self) -> None:
         self.stop()

@@ -25,7 +25,7 @@ class Events:
         self.intake = Intake(redis, self.keys, settings.delivery)
 
     async def accept(self, event: dict[str, Any], source: str = "shopfront") -> None:
-        assert await self.intake.accept(source, event["id"], orjson.dumps(event))
+        assert await self.intake.accept(source, event, orjson.dumps(event))
 
 
 @pytest.fixture

@@ -225,3 +225,40 @@ async def test_a_crashing_handler_is_dead_lettered_not_retried_forever(vendor_se
     await run_burst(vendor_settings, deps)
     [letter], _ = await deps.dead_letters.page(Filter())
     assert letter["error"]["class"] == "permanent" and "internal error" in letter["error"]["message"]
+
+
+async def test_a_failed_record_beside_a_slow_sibling_never_sends_the_sibling_twice(vendor_settings, events,
+                                                                                  redis_client, sandbox):
+    """One call's bookkeeping fails (Redis) while a sibling call of the run is still in flight: the run waits
+    for the sibling before it ends and releases the lease, so the retry of the run cannot send it again."""
+    import dataclasses
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from store.batch import PipelineBatcher
+
+    class FailsOneRecord(PipelineBatcher):
+        failed = False
+
+        async def submit(self, queue, counters=None):
+            probe = self.redis.pipeline(transaction=False)
+            queue(probe)
+            if not self.failed and any(b"segmetrics.upsert_contact" in repr(args).encode()
+                                       for args, _ in probe.command_stack):
+                FailsOneRecord.failed = True
+                raise RedisConnectionError("Redis went away for this one write")
+            return await super().submit(queue, counters)
+
+    deps = await build_deps(vendor_settings, redis=redis_client)
+    deps = dataclasses.replace(deps, batcher=FailsOneRecord(redis_client))
+    sandbox.state.inject("salesmachine", delay=1.5, times=1)  # slower than the retry of the run (1 s)
+    await events.accept(sample_event("signup", T0, "evt_sib"))
+    await run_burst(vendor_settings, deps)
+    assert FailsOneRecord.failed
+    found = await view(redis_client, vendor_settings, "evt_sib")
+    assert set(statuses(found).values()) == {"succeeded"}
+    keys = [r.idempotency_key for r in sandbox.state.requests if r.vendor == "salesmachine"]
+    assert len(keys) == 3 and len(set(keys)) == 3  # each sibling sent once, never again by the retry
+    upserts = [r for r in sandbox.state.requests if r.vendor == "segmetrics" and "/contact" in r.path]
+    assert len(upserts) == 2  # the one whose outcome was lost goes again, with its key (README's window)
+    await deps.http.aclose()
