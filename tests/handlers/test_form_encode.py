@@ -12,7 +12,7 @@ import pytest
 
 from handlers import infinity
 from handlers.base import form_encode, php_urlencode
-from handlers.sandbox.common import php_parse
+from sandbox.common import php_parse
 
 # the manual's http_build_query example 1 (the null member is left out by PHP, so it is not a pair here)
 DOC_SIMPLE = (
