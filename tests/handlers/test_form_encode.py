@@ -86,3 +86,17 @@ def test_the_sandbox_reads_what_php_writes() -> None:
         "criteria": [{"field": "act", "op": "begins", "value": "1 2"}, {"field": "x", "op": "eq", "value": "+"}],
         "sortedSegments": ["401", "400"],
     }
+
+
+async def test_the_wire_carries_php_s_bytes(perform, sandbox) -> None:
+    """Through the worker's HTTP transport to the emulator over loopback, query and body arrive as encoded
+    (the transport does not let aiohttp re-quote the URL, which would send `%7E` as `~`)."""
+    event = {"type": "segment.upsert", "id": "evt_1",
+             "data": {"segment": {"id": "vip~1", "name": "VIP & co", "criteria": [{"field": "act", "op": "begins",
+                                                                                  "value": "a b"}]}}}
+    await perform("infinity", "upsert_segment", event)
+    lookup, create = sandbox.state.requests
+    assert lookup.query == "filter%5B%5D=segmentRef-eq-value-vip%7E1"
+    assert create.body == ("segmentName=VIP+%26+co&segmentRef=vip%7E1"
+                           "&criteria%5B0%5D%5Bfield%5D=act&criteria%5B0%5D%5Bop%5D=begins&criteria%5B0%5D%5Bvalue%5D=a+b")
+    assert sandbox.state.snapshot()["infinity"]["segments"][0]["segmentRef"] == "vip~1"
