@@ -55,6 +55,10 @@ class PersonaClickStore:
     profiles: dict[int, Doc] = field(default_factory=dict)
     next_profile: int = 1
 
+    def add_segment(self, sid: int, kind: str = "static") -> None:
+        """A segment made in the dashboard (the API cannot make one); an existing one is left alone."""
+        self.segments.setdefault(sid, {"id": sid, "type": kind, "members": set()})
+
     def find(self, params: Doc) -> list[int]:
         """Ids of the profiles any given identifier points at."""
         found = []
