@@ -36,7 +36,7 @@ from bench.common import (  # noqa: E402
     proc_cpu_seconds, signed_request, say, start_redis, table, uvicorn,
 )
 from core.idempotency import idempotency_key  # noqa: E402
-from handlers.sandbox.config import sandbox_vendor_tables  # noqa: E402
+from sandbox.config import sandbox_vendor_tables  # noqa: E402
 
 CALLS = (("segmetrics", "upsert_invoice"), ("segmetrics", "upsert_subscription"), ("salesmachine", "track_event"))
 

@@ -1,4 +1,4 @@
-"""The vendor sandbox (`handlers.sandbox`, unchanged) behind a thin ASGI wrapper that notes when each vendor
+"""The vendor sandbox (the `sandbox` package, unchanged) behind a thin ASGI wrapper that notes when each vendor
 request arrived, for the end-to-end benchmark's "POST to last vendor call" latency.
 
     python bench/timed_sandbox.py --port N
@@ -23,7 +23,7 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.sandbox.app import create_sandbox_app  # noqa: E402
+from sandbox.app import create_sandbox_app  # noqa: E402
 
 
 def create_app():  # type: ignore[no-untyped-def]

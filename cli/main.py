@@ -1,12 +1,15 @@
-"""`sluice`: inspect and replay dead letters, look at an event, send a signed sample event.
+"""`sluice`: inspect and replay dead letters, look at an event, send a signed sample event, show the vendor
+requests an event would make.
 
-Every command reads the config from SLUICE_CONFIG and talks to Redis directly (`send` posts to the ingress).
+Every command reads the config from SLUICE_CONFIG and talks to Redis directly (`send` posts to the ingress;
+`plan` needs no Redis and sends nothing).
 Errors are one line on stderr and exit status 1 (2 for a bad config), never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -20,10 +23,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Column, Table
 
+from cli.mask import Masker
+from cli.plan import ASSUMED, dry_run, shown
 from cli.samples import sample_event
 from cli.signing import sign_headers
 from config.settings import Settings, load_or_exit
 from core.clock import system_clock
+from core.events import InvalidEvent, validate_event
 from core.routing import EVENT_TYPES
 from store.dead_letters import DeadLetterStore, Filter
 from store.events import event_view
@@ -32,7 +38,8 @@ from store.keys import Keys
 
 T = TypeVar("T")
 
-app = typer.Typer(help="Operate sluice: dead letters, events, sample webhooks.", no_args_is_help=True,
+app = typer.Typer(help="Operate sluice: dead letters, events, sample webhooks, routing dry runs.",
+                  no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
 dlq = typer.Typer(help="Inspect, replay and purge dead letters.", no_args_is_help=True)
 events = typer.Typer(help="Look at accepted events.", no_args_is_help=True)
@@ -230,6 +237,83 @@ def send(event_type: Annotated[str, typer.Argument(help="One of: " + ", ".join(E
     out.print(f"{response.status_code} {response.text}", highlight=False, markup=False)
     if response.status_code >= 300:
         raise typer.Exit(1)
+
+
+def plan_source(settings: Settings, source: str | None) -> str:
+    """The source the event is planned as coming from: the one given, or the only configured one."""
+    configured = ", ".join(settings.sources) or "none"
+    if source is None:
+        if len(settings.sources) != 1:
+            fail(f"say which source the event comes from with --source; configured: {configured}")
+        return next(iter(settings.sources))
+    if source not in settings.sources:
+        fail(f"no source {source!r} in the config; configured: {configured}")
+    return source
+
+
+def read_event(settings: Settings, path: str, as_json: bool) -> dict[str, Any]:
+    """The event of the file, checked as the ingress checks a body: its size, then the same validator (an
+    invalid one gets the ingress's own `invalid_event` detail)."""
+    try:
+        with open(path, "rb") as fh:
+            body = fh.read(settings.ingress.max_body_bytes + 1)
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    if len(body) > settings.ingress.max_body_bytes:
+        fail(f"{path} is larger than [ingress] max_body_bytes ({settings.ingress.max_body_bytes}): payload_too_large")
+    try:
+        return validate_event(body)
+    except InvalidEvent as exc:
+        answer = {"error": "invalid_event", "detail": exc.details}
+        if as_json:
+            print_json(answer)
+        fail(f"{path} is not a valid event: {orjson.dumps(answer).decode()}")
+    raise AssertionError("unreachable")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def print_plan(event: dict[str, Any], source: str, calls: list[dict[str, Any]]) -> None:
+    say = functools.partial(out.print, highlight=False, markup=False, soft_wrap=True)
+    say(f"{event['type']} {event['id']} from {source}: {plural(len(calls), 'call')}; {ASSUMED}")
+    for call in calls:
+        head = f"\n{call['vendor']}.{call['operation']}"
+        if call["outcome"] == "skipped":
+            say(f"{head}: skipped, {call['reason']}")
+            continue
+        steps = call["requests"]
+        say(f"{head}: {plural(len(steps), 'request')}")
+        writes = not call["operation"].startswith(("list_", "get_"))  # the read operations are named so
+        for n, request in enumerate(steps, start=1):
+            lookup = " (a lookup: what follows depends on its answer)" if writes and request["method"] == "GET" else ""
+            lines = [f"  {n}. {request['method']} {request['url']}{lookup}"]
+            lines += [f"     {name}: {value}" for name, value in request["headers"].items()]
+            if request["body"] is not None:
+                lines.append(f"     {request['body']}")
+            answer = request["assumed_answer"]
+            lines.append(f"     -> assumed answer {answer['status']}: {answer['body'].strip()[:200] or '(empty)'}")
+            say("\n".join(lines))
+        if call["outcome"] == "fails":
+            say(f"  fails: {call['reason']}")
+
+
+@app.command("plan")
+def plan_command(path: Annotated[str, typer.Argument(help="A file holding one event (JSON), as a platform posts it.")],
+                 source: Annotated[str | None, typer.Option(help="The source it comes from (default: the only "
+                                                                 "configured one).")] = None,
+                 as_json: Json = False) -> None:
+    """Show the vendor requests the configured routes would make for an event. Nothing is sent."""
+    settings = load_or_exit()
+    name = plan_source(settings, source)
+    event = read_event(settings, path, as_json)
+    calls = shown(asyncio.run(dry_run(settings, event, name)), Masker(settings.secret_values()))
+    if as_json:
+        print_json({"source": name, "event_id": event["id"], "type": event["type"], "assumed": ASSUMED,
+                    "calls": calls})
+    else:
+        print_plan(event, name, calls)
 
 
 def main() -> None:

@@ -70,7 +70,7 @@ def wait_for(check: object, what: str, timeout: float = 20.0) -> None:
 
 
 def demo_config(redis_url: str, sandbox_url: str) -> str:
-    from handlers.sandbox.config import sandbox_vendor_tables
+    from sandbox.config import sandbox_vendor_tables
 
     return config.toml.dumps({
         "redis_url": redis_url,
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         config = state / "sluice.toml"
         config.write_text(demo_config(redis_url, sandbox_url))
         env["SLUICE_CONFIG"] = str(config)
-        fleet.start("sandbox", [py, "-m", "handlers.sandbox", "--host", "127.0.0.1", "--port",
+        fleet.start("sandbox", [py, "-m", "sandbox", "--host", "127.0.0.1", "--port",
                                 str(args.sandbox_port)], env, state / "sandbox.log")
         wait_for(lambda: _http_ok(f"{sandbox_url}/_sandbox/state"), "the vendor sandbox")
         say(f"no vendor credentials configured: vendors are the built-in sandbox at {sandbox_url} "

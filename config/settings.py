@@ -99,6 +99,7 @@ class DeliverySettings(_Model):
     )
     dedupe_seconds: int = Field(604_800, gt=0)
     jitter: float = Field(0.2, ge=0, le=1)
+    max_retry_after_seconds: float = Field(3600, gt=0)  # a vendor's Retry-After is honoured up to this
     ordering: bool = True  # SPEC section 5 rule 8
 
     @field_validator("schedule_seconds")

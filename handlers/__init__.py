@@ -1,4 +1,4 @@
-"""Vendor clients and the vendor sandbox.
+"""Vendor clients (their emulators are the top-level `sandbox` package, which nothing here imports).
 
     handlers.registry    Vendors(settings, http).perform(vendor, operation, event, idempotency_key=, timeout=),
                          is_configured(vendor, operation), build_http_client(settings)
@@ -6,5 +6,4 @@
                          `parse_retry_after`, secret scrubbing
     handlers.segmetrics, .salesmachine, .personaclick, .infinity
                          one client class per vendor, a method per operation, pure payload builders
-    handlers.sandbox     local emulators of the four vendors (tests and the demo)
 """

@@ -105,9 +105,29 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def php_urlencode(text: str) -> str:
+    """PHP's `urlencode` (RFC 1738, what `http_build_query` applies to every key and value): UTF-8 bytes,
+    `A-Z a-z 0-9 . _ -` kept, a space as `+`, everything else `%XX` in upper case. Python's `quote_plus`
+    differs only in keeping `~`, which PHP encodes."""
+    return urllib.parse.quote_plus(text, safe="").replace("~", "%7E")
+
+
 def form_encode(pairs: Iterable[tuple[str, str]]) -> str:
-    """`application/x-www-form-urlencoded`, keeping PHP's array brackets readable (`criteria[0][op]=begins`)."""
-    return urllib.parse.urlencode(list(pairs), safe="[]")
+    """`application/x-www-form-urlencoded` byte for byte as PHP's `http_build_query` (PHP_QUERY_RFC1738)
+    writes it, brackets of PHP arrays included: `criteria[0][op]=begins` -> `criteria%5B0%5D%5Bop%5D=begins`.
+    Every body and query string a vendor client sends is encoded here."""
+    return "&".join(f"{php_urlencode(key)}={php_urlencode(value)}" for key, value in pairs)
+
+
+def with_query(url: httpx.URL, params: Params) -> httpx.URL:
+    """`url` with `params` appended to its query, encoded by `form_encode` (httpx's own encoder differs)."""
+    if not params:
+        return url
+    pairs = params.items() if isinstance(params, Mapping) else params
+    query = form_encode(pairs)
+    if url.query:
+        query = f"{url.query.decode('ascii')}&{query}"
+    return url.copy_with(query=query.encode("ascii"))
 
 
 def basic_auth_header(username: str, password: str) -> str:
@@ -258,8 +278,7 @@ class VendorClient:
         try:
             request = httpx.Request(
                 method,
-                parsed_url(url),
-                params=params if params is None or isinstance(params, Mapping) else tuple(params),
+                with_query(parsed_url(url), params),
                 content=content,
                 headers=all_headers,
                 extensions={"timeout": httpx.Timeout(remaining).as_dict()},

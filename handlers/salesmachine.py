@@ -18,14 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import httpx
 
 from config.settings import SalesmachineSettings
 from core.clock import Clock, system_clock
 from core.errors import PermanentError
-from handlers.base import Call, VendorClient, basic_auth_header, message_from_json, not_understood
+from handlers.base import Call, VendorClient, basic_auth_header, form_encode, message_from_json, not_understood
 from handlers.fields import Event, cents_to_units, compact, contact, full_name, get, need, unix_seconds
 
 EVENT_UIDS: Mapping[str, str] = {
@@ -155,7 +155,7 @@ class SalesmachineClient(VendorClient):
         self._v1_auth = basic_auth_header(token, secret)
         self._v2_auth = basic_auth_header(token_v2, "") if token_v2 else ""
         # a constant query string in the path (not `params`): the whole URL is then parsed once per endpoint
-        self._v1_query = "?" + urlencode({"api_token": token})
+        self._v1_query = "?" + form_encode([("api_token", token)])
         self.has_v2 = bool(token_v2)
         super().__init__(
             http,

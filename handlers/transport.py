@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import aiohttp
 import httpx
+import yarl
 from httpx_aiohttp import AiohttpTransport
 
 
@@ -64,7 +65,9 @@ class VendorTransport(AiohttpTransport):
         try:
             async with self.client.request(
                 request.method,
-                str(request.url),
+                # already encoded by httpx: aiohttp would otherwise re-quote it (`%7E` sent as `~`), and the
+                # query is PHP's encoding byte for byte (handlers.base.form_encode)
+                yarl.URL(str(request.url), encoded=True),
                 headers=request.headers.multi_items(),
                 data=request.content or None,
                 allow_redirects=False,

@@ -59,9 +59,11 @@ def job_bytes(source: str, event_id: str, enqueue_ms: int) -> bytes:
 
 
 def delivery_horizon_seconds(delivery: DeliverySettings) -> int:
-    """Longest time an event's delivery can take: every wait at its most jittered, every try at its
-    longest, plus a day of slack. arq's job key and our event key must live at least this long."""
-    waits = sum(delivery.schedule_seconds) * (1 + delivery.jitter)
+    """Longest time an event's delivery can take: every wait at its longest (the step at its most jittered, or
+    the longest Retry-After honoured), every try at its longest, plus a day of slack. arq's job key and our
+    event key must live at least this long (every run renews the job key; the reconciler is the safety net)."""
+    waits = sum(max(step * (1 + delivery.jitter), delivery.max_retry_after_seconds)
+                for step in delivery.schedule_seconds)
     tries = delivery.max_tries * (delivery.timeout_seconds * 4 + 30)
     return int(waits + tries) + _DAY
 

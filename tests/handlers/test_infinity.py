@@ -45,7 +45,11 @@ async def test_upsert_creates_group_and_segment(perform: Callable[..., Any], san
     assert reqs[2].query_pairs() == [("filter[]", "segmentRef-eq-value-vip")]
     assert "format" not in reqs[0].query  # NDJSON, the default
     assert reqs[3].headers["content-type"] == "application/x-www-form-urlencoded"
-    assert "criteria[0][field]=act&criteria[0][op]=begins&criteria[0][value]=12" in reqs[3].body
+    assert reqs[3].body == (  # http_build_query's bytes: brackets percent-encoded, a space as +
+        "segmentName=VIP+customers&segmentRef=vip&segmentOrder=1&segmentGroupId=10"
+        "&criteria%5B0%5D%5Bfield%5D=act&criteria%5B0%5D%5Bop%5D=begins&criteria%5B0%5D%5Bvalue%5D=12"
+    )
+    assert reqs[2].query == "filter%5B%5D=segmentRef-eq-value-vip"
     auth = "Basic " + base64.b64encode(b"infinity-sandbox:infinity-sandbox-password").decode()
     assert all(r.headers["authorization"] == auth and r.idempotency_key == KEY for r in reqs)
 

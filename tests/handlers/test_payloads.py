@@ -343,16 +343,16 @@ def test_personaclick_purge_names_the_person(contact: dict[str, str], ident: dic
 
 def test_infinity_criteria_match_the_documented_encoding() -> None:
     pairs = infinity.criteria_pairs([{"field": "act", "op": "begins", "value": 12}])
-    assert form_encode(pairs) == "criteria[0][field]=act&criteria[0][op]=begins&criteria[0][value]=12"
+    assert form_encode(pairs) == "criteria%5B0%5D%5Bfield%5D=act&criteria%5B0%5D%5Bop%5D=begins&criteria%5B0%5D%5Bvalue%5D=12"
 
 
 def test_infinity_sorted_segments_match_the_documented_encoding() -> None:
-    assert form_encode(infinity.order_form(["401", "400"])) == "sortedSegments[]=401&sortedSegments[]=400"
+    assert form_encode(infinity.order_form(["401", "400"])) == "sortedSegments%5B%5D=401&sortedSegments%5B%5D=400"
 
 
 def test_infinity_filters_match_the_documented_encoding() -> None:
-    assert form_encode(infinity.ref_filter("sectionAbcd")) == "filter[]=segmentRef-eq-value-sectionAbcd"
-    assert form_encode(infinity.group_filter("Customers")) == "filter[]=segmentGroupName-eq-value-Customers"
+    assert form_encode(infinity.ref_filter("sectionAbcd")) == "filter%5B%5D=segmentRef-eq-value-sectionAbcd"
+    assert form_encode(infinity.group_filter("Customers")) == "filter%5B%5D=segmentGroupName-eq-value-Customers"
 
 
 def test_infinity_segment_form() -> None:
@@ -367,7 +367,8 @@ def test_infinity_values_are_encoded_safely() -> None:
     segment = {"id": "a&b=c", "name": "x y+z", "criteria": [{"field": "f", "op": "eq", "value": True}]}
     form = infinity.segment_form(segment, None)
     assert form_encode(form) == (
-        "segmentName=x+y%2Bz&segmentRef=a%26b%3Dc&criteria[0][field]=f&criteria[0][op]=eq&criteria[0][value]=1"
+        "segmentName=x+y%2Bz&segmentRef=a%26b%3Dc"
+        "&criteria%5B0%5D%5Bfield%5D=f&criteria%5B0%5D%5Bop%5D=eq&criteria%5B0%5D%5Bvalue%5D=1"
     )
 
 

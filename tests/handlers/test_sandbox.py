@@ -16,7 +16,7 @@ import httpx
 import orjson
 import pytest
 
-from handlers.sandbox import SandboxState, create_sandbox_app, sandbox_vendor_tables
+from sandbox import SandboxState, create_sandbox_app, sandbox_vendor_tables
 from tests.support.redis_server import free_port
 from tests.support.sandbox import SandboxServer
 
@@ -466,7 +466,7 @@ def test_runs_as_its_own_process(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "handlers.sandbox", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from handlers.sandbox import SandboxState
+from sandbox import SandboxState
 from tests.support.sandbox import SandboxServer
 
 SM = "/segmetrics/api/v1/1001/2002"

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from core.routing import DEFAULT_ROUTES, plan
-from handlers.sandbox import sandbox_vendor_tables
+from sandbox import sandbox_vendor_tables
 from store.keys import Keys
 from tests.conftest import base_config
 from tests.reliability.support import Feeder, figures, log_lines, timestamp

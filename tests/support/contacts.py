@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from cli.samples import numbered_contact, sample_event
-from handlers.sandbox.config import SANDBOX_SEGMENTS
+from sandbox.config import SANDBOX_SEGMENTS
 
 MEMBERSHIP_TYPES = ("segment.join", "segment.leave", "contact.delete")
 

@@ -90,7 +90,7 @@ def final_statuses(client: redis.Redis, keys: Keys, source: str, events: list[di
 
 
 class SandboxProcess:
-    """The vendor sandbox as a process of its own (`python -m handlers.sandbox`), driven over its control API,
+    """The vendor sandbox as a process of its own (`python -m sandbox`), driven over its control API,
     so that load tests do not share a GIL with it."""
 
     def __init__(self, log: Path) -> None:
@@ -101,7 +101,7 @@ class SandboxProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "handlers.sandbox", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(self.port)],
                                      cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
         self.http = httpx.Client(base_url=f"{self.url}/_sandbox", timeout=30)
 
@@ -114,7 +114,7 @@ class SandboxProcess:
         wait_until(up, 20, 0.05, "the sandbox process")
 
     def vendor_tables(self) -> dict[str, Any]:
-        from handlers.sandbox.config import sandbox_vendor_tables
+        from sandbox.config import sandbox_vendor_tables
 
         return sandbox_vendor_tables(self.url)
 

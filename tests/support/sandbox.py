@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from handlers.sandbox import SandboxState, create_sandbox_app, sandbox_vendor_tables
+from sandbox import SandboxState, create_sandbox_app, sandbox_vendor_tables
 
 
 class SandboxServer:

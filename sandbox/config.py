@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.sandbox.credentials import SandboxCredentials
+from sandbox.credentials import SandboxCredentials
 
 SANDBOX_SEGMENTS = {"vip": 100500, "newsletter": 100501}
 """Event segment ids mapped to the sandbox's pre-seeded PersonaClick segments."""

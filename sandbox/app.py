@@ -23,9 +23,10 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from handlers.sandbox import infinity, personaclick, salesmachine, segmetrics
-from handlers.sandbox.common import json_response
-from handlers.sandbox.state import VENDORS, Fault, RecordedRequest, SandboxState
+from sandbox import infinity, personaclick, salesmachine, segmetrics
+from sandbox.common import Locked, json_response
+from sandbox.records import VENDORS, Fault, RecordedRequest
+from sandbox.state import SandboxState
 
 CONTROL_PREFIX = "/_sandbox"
 
@@ -226,11 +227,12 @@ def create_sandbox_app(state: SandboxState | None = None) -> SandboxApp:
     """The sandbox: `/segmetrics/api/v1/{account_id}/{integration_id}/...`, `/salesmachine/v1|v2/...`,
     `/personaclick/...`, `/infinity/config/v2/igrps/{igrp}/...`, and the control API under `/_sandbox/`."""
     state = state if state is not None else SandboxState()
+    creds = state.credentials
     routes: list[BaseRoute] = [
         Mount(CONTROL_PREFIX, routes=control_routes(state)),
-        Mount("/segmetrics", routes=segmetrics.routes(state)),
-        Mount("/salesmachine", routes=salesmachine.routes(state)),
-        Mount("/personaclick", routes=personaclick.routes(state)),
-        Mount("/infinity", routes=infinity.routes(state)),
+        Mount("/segmetrics", routes=segmetrics.routes(creds, Locked(state.lock, lambda: state.segmetrics))),
+        Mount("/salesmachine", routes=salesmachine.routes(creds, Locked(state.lock, lambda: state.salesmachine))),
+        Mount("/personaclick", routes=personaclick.routes(creds, Locked(state.lock, lambda: state.personaclick))),
+        Mount("/infinity", routes=infinity.routes(creds, Locked(state.lock, lambda: state.infinity))),
     ]
     return SandboxApp(state, routes)

@@ -1,4 +1,4 @@
-"""`python -m handlers.sandbox --host 127.0.0.1 --port 8090`: the sandbox as a process of its own."""
+"""`python -m sandbox --host 127.0.0.1 --port 8090`: the sandbox as a process of its own."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 
 import uvicorn
 
-from handlers.sandbox.app import create_sandbox_app
+from sandbox.app import create_sandbox_app
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m handlers.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--log-level", default="warning")

@@ -17,17 +17,15 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from handlers.sandbox.common import BadBody, as_int, json_response, merged_params
-
-if TYPE_CHECKING:
-    from handlers.sandbox.state import SandboxState
+from sandbox.common import BadBody, Locked, as_int, json_response, merged_params
+from sandbox.credentials import SandboxCredentials
 
 SHOP_ID = re.compile(r"^[0-9a-f]{30}$")
 IDENTIFIERS = ("email", "phone", "external_id", "loyalty_id", "telegram_id")
@@ -56,6 +54,10 @@ class PersonaClickStore:
     segments: dict[int, Doc] = field(default_factory=_seeded)  # id -> {id, type, members: set of profile ids}
     profiles: dict[int, Doc] = field(default_factory=dict)
     next_profile: int = 1
+
+    def add_segment(self, sid: int, kind: str = "static") -> None:
+        """A segment made in the dashboard (the API cannot make one); an existing one is left alone."""
+        self.segments.setdefault(sid, {"id": sid, "type": kind, "members": set()})
 
     def find(self, params: Doc) -> list[int]:
         """Ids of the profiles any given identifier points at."""
@@ -167,8 +169,7 @@ def purge(store: PersonaClickStore, params: Doc) -> Response:
 # -- HTTP -----------------------------------------------------------------------------------------------
 
 
-def routes(state: SandboxState) -> list[BaseRoute]:
-    creds = state.credentials
+def routes(creds: SandboxCredentials, locked: Locked[PersonaClickStore]) -> list[BaseRoute]:
 
     def auth(params: Doc) -> Response | None:
         shop_id = params.get("shop_id")
@@ -192,8 +193,8 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             if problem is not None:
                 return problem
             try:
-                with state.lock:
-                    return op(state.personaclick, params)
+                with locked as store:
+                    return op(store, params)
             except Invalid as exc:
                 return exc.response
 

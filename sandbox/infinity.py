@@ -16,17 +16,15 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from handlers.sandbox.common import BadBody, as_int, bearer, json_response, merged_params, ndjson_response, parse_basic
-
-if TYPE_CHECKING:
-    from handlers.sandbox.state import SandboxState
+from sandbox.common import BadBody, Locked, as_int, bearer, json_response, merged_params, ndjson_response, parse_basic
+from sandbox.credentials import SandboxCredentials
 
 FILTER = re.compile(r"^([A-Za-z0-9_]+)-([a-z]+)-value-(.*)$", re.S)
 SORT = re.compile(r"^([A-Za-z0-9_]+)-(asc|desc)$")
@@ -269,8 +267,7 @@ def render(rows: list[Doc], params: Doc, status: int = 200) -> Response:
 # -- HTTP -----------------------------------------------------------------------------------------------
 
 
-def routes(state: SandboxState) -> list[BaseRoute]:
-    creds = state.credentials
+def routes(creds: SandboxCredentials, locked: Locked[InfinityStore]) -> list[BaseRoute]:
 
     def auth(request: Request) -> Response | None:
         header = request.headers.get("authorization")
@@ -300,8 +297,8 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             except BadBody as exc:
                 return _error(400, str(exc))
             try:
-                with state.lock:
-                    return op(state.infinity, request, params)
+                with locked as store:
+                    return op(store, request, params)
             except Invalid as exc:
                 return exc.response
 

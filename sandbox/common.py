@@ -1,20 +1,41 @@
-"""Request parsing and response helpers shared by the emulators."""
+"""What the emulators share: request parsing, response helpers, and `Locked`, the way an emulator reaches
+its vendor's data."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import re
-from collections.abc import Iterable
-from typing import Any
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+S = TypeVar("S")
+
 _PHP_KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PHP_PART = re.compile(r"\[([^\[\]]*)\]")
+
+
+class Locked(Generic[S]):
+    """One vendor's store as its emulator reaches it: `with store as data:` holds the sandbox's lock (the
+    server's thread and a test's thread share the data) and gives the store current at that moment (a reset
+    of the sandbox replaces it). The state builds these from its stores; the emulators never see the state."""
+
+    def __init__(self, lock: threading.RLock, current: Callable[[], S]) -> None:
+        self._lock = lock
+        self._current = current
+
+    def __enter__(self) -> S:
+        self._lock.acquire()
+        return self._current()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
 
 
 class BadBody(Exception):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -25,10 +25,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from core.clock import Clock, system_clock
-from handlers.sandbox.common import BadBody, as_int, bearer, json_body, json_response, parse_basic
-
-if TYPE_CHECKING:
-    from handlers.sandbox.state import SandboxState
+from sandbox.common import BadBody, Locked, as_int, bearer, json_body, json_response, parse_basic
+from sandbox.credentials import SandboxCredentials
 
 SNAKE = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
 NUMERIC_PARAMS = ("mrr", "churn_mrr")
@@ -166,8 +164,7 @@ def v1_batch(store: SalesmachineStore, body: Any) -> None:
 # -- HTTP -----------------------------------------------------------------------------------------------
 
 
-def routes(state: SandboxState) -> list[BaseRoute]:
-    creds = state.credentials
+def routes(creds: SandboxCredentials, locked: Locked[SalesmachineStore]) -> list[BaseRoute]:
 
     def v1_auth(request: Request) -> Response | None:
         query_token = request.query_params.get("api_token")
@@ -206,8 +203,8 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             if op is not v1_batch and not isinstance(body, dict):
                 return _error(400, "the body must be a JSON object", "bad_request")
             try:
-                with state.lock:
-                    op(state.salesmachine, body)
+                with locked as store:
+                    op(store, body)
             except Invalid as exc:
                 return exc.response
             return json_response(SUCCESS)
@@ -226,8 +223,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             limit = as_int(q.get("limit", "10"))
             if limit is None or not 1 <= limit <= 100:
                 return _error(400, "limit must be between 1 and 100", "bad_request")
-            with state.lock:
-                store = state.salesmachine
+            with locked as store:
                 rows = sorted(store.table(kind).values(), key=lambda r: r["id"])
                 if "unique_id" in q:
                     rows = [r for r in rows if r["unique_id"] == q["unique_id"]]
@@ -247,8 +243,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             if problem is not None:
                 return problem
             internal = request.path_params["id"]
-            with state.lock:
-                store = state.salesmachine
+            with locked as store:
                 table = store.table(kind)
                 uid = next((u for u, r in table.items() if r["id"] == internal), None)
                 if uid is None:

@@ -13,17 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from handlers.sandbox.common import BadBody, json_body, json_response
-
-if TYPE_CHECKING:
-    from handlers.sandbox.state import SandboxState
+from sandbox.common import BadBody, Locked, json_body, json_response
+from sandbox.credentials import SandboxCredentials
 
 DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -281,8 +279,7 @@ def delete_contact(integ: Integration, ident: str) -> Response:
 # -- HTTP -----------------------------------------------------------------------------------------------
 
 
-def routes(state: SandboxState) -> list[BaseRoute]:
-    creds = state.credentials
+def routes(creds: SandboxCredentials, locked: Locked[SegMetricsStore]) -> list[BaseRoute]:
     Op = Callable[[Integration, Request, Any], Response]
 
     def endpoint(op: Op, *, with_body: bool) -> Callable[[Request], Awaitable[Response]]:
@@ -304,8 +301,8 @@ def routes(state: SandboxState) -> list[BaseRoute]:
                 if not isinstance(body, dict):
                     return _error(400, "the body must be a JSON object")
             try:
-                with state.lock:
-                    return op(state.segmetrics.integration(integration_id), request, body)
+                with locked as store:
+                    return op(store.integration(integration_id), request, body)
             except Invalid as exc:
                 return exc.response
 
