@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from ingress.admin import Admin
     from ingress.console import Console
 
+MAX_FORM_BYTES = 64 * 1024
+"""The console's forms are a few fields; a larger body (the login form is open to anyone) is not read."""
+
 Handler = Callable[[Request, "Console", "Admin"], Awaitable[Response]]
 
 
@@ -35,6 +38,9 @@ def screen(handler: Handler, *, public: bool = False) -> Callable[[Request], Awa
         if not public and not logged_in(request.session):
             return to_login(request, console)
         if request.method == "POST":
+            length = request.headers.get("content-length", "")
+            if length.isascii() and length.isdigit() and int(length) > MAX_FORM_BYTES:
+                return message(console.templates, request, 413, "Refused", "That form is far too large.")
             problem = await csrf_problem(request)
             if problem:
                 return message(console.templates, request, 403, "Refused", f"Nothing was changed: {problem}.")

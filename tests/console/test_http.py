@@ -162,6 +162,13 @@ async def test_the_login_form_needs_its_csrf_token_too(console) -> None:
     assert answer.status_code == 403 and SESSION_COOKIE not in answer.headers.get("set-cookie", "auth")
 
 
+async def test_a_huge_form_is_not_read(console) -> None:
+    client, _ = console
+    answer = await client.post("/console/login", content=b"token=" + b"x" * 100_000,
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 413
+
+
 async def test_without_a_session_posts_are_refused_and_fragments_redirect(console) -> None:
     client, _ = console
     answer = await client.post("/console/dead-letters/dl_x/replay", data={"csrf": "x"})
