@@ -10,6 +10,7 @@ browser of its own here (`executable_path` is Debian's).
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import shutil
 import subprocess
@@ -176,11 +177,15 @@ def run_async(coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
     return outcome.get("value")
 
 
+Letter = tuple[dict[str, Any], CallState]
+
+
 def letter(i: int, *, vendor: str = "segmetrics", operation: str = "upsert_contact",
-           event: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> tuple[dict[str, Any], CallState]:
+           event: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> Letter:
     """Dead letter number i (a minute apart, oldest first) and the call state it was made from."""
     at = T0 + 60 * i
-    event = event or sample_event("purchase" if i % 2 else "signup", at, f"evt_{i:03d}")
+    # a copy: cli.samples shares its contact and order dicts between the events it makes
+    event = copy.deepcopy(event or sample_event("purchase" if i % 2 else "signup", at, f"evt_{i:03d}"))
     failure = error or {"class": "permanent", "status": 422, "message": "contact rejected", "body": '{"ok":false}'}
     state = CallState().failed(failure, at, next_at=None)
     record = dead_letter_record(dl_id=new_id(at), source="shopfront", event=event, vendor=vendor,
@@ -189,7 +194,7 @@ def letter(i: int, *, vendor: str = "segmetrics", operation: str = "upsert_conta
     return record, state
 
 
-async def store_letters(settings: Settings, letters: list[tuple[dict[str, Any], CallState]]) -> list[dict[str, Any]]:
+async def store_letters(settings: Settings, letters: list[Letter]) -> list[dict[str, Any]]:
     """Store dead letters as a worker would (the store's own atomic write)."""
     client = aredis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.namespace)
@@ -205,7 +210,7 @@ async def store_letters(settings: Settings, letters: list[tuple[dict[str, Any], 
     return [record for record, _ in letters]
 
 
-def put_letters(settings: Settings, letters: list[tuple[dict[str, Any], CallState]]) -> list[dict[str, Any]]:
+def put_letters(settings: Settings, letters: list[Letter]) -> list[dict[str, Any]]:
     """`store_letters` from a sync (browser) test."""
     return run_async(store_letters(settings, letters))  # type: ignore[no-any-return]
 

@@ -91,11 +91,11 @@ def test_bad_filters_get_a_clear_message(page, server) -> None:
 def test_an_event_holding_script_is_shown_as_text(page, server, vendor_settings, page_log, shoot) -> None:
     """Event and vendor body are escaped: the `<script>` shows as text and never runs (no dialog fires)."""
     hostile = "<script>alert('event')</script>"
-    record, state = letter(1)
-    record["event"]["contact"]["first_name"] = hostile
+    sample = letter(1)[0]["event"]
+    event = {**sample, "contact": {**sample["contact"], "first_name": hostile}}  # the sample's dicts are shared
     error = {"class": "permanent", "status": 400, "message": "<b>bad</b> request",
              "body": "<img src=x onerror=alert('body')><script>alert('body')</script>"}
-    [stored] = put_letters(vendor_settings, [letter(1, event=record["event"], error=error)])
+    [stored] = put_letters(vendor_settings, [letter(1, event=event, error=error)])
     log_in(page)
     page.goto(f"/console/dead-letters/{stored['id']}")
     expect(page.locator("pre.body").nth(0)).to_have_text(error["body"])
