@@ -1,6 +1,6 @@
 """What the console changes, each through the admin API's own objects: log in and out, replay one dead
-letter, purge one (after its confirmation page, pages.purge_page), and bulk replay (a dry run first, then the run and its
-progress). Every POST has passed the CSRF and origin checks before it gets here (routes.screen)."""
+letter, purge one (after its confirmation page, pages.purge_page), and bulk replay (a dry run first, then the
+run and its progress). Every POST has passed the CSRF and origin checks before it gets here (routes.screen)."""
 
 from __future__ import annotations
 
