@@ -159,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     fleet.start("worker", [py, "-m", "worker"], env, state / "worker.log" if args.smoke else None)
     wait_for(lambda: _http_ok(f"{base}/readyz"), "the ingress")
     say(f"ingress ready at {base}  (health {base}/healthz, metrics {base}/metrics, API {base}/openapi.json)")
+    say(f"operator console at {base}/console/ (log in with the admin token; without one there is no console)")
     say(f"config {env['SLUICE_CONFIG']}; admin token: see [ingress].admin_token there")
     say("try: .venv/bin/sluice send signup --source demo   then   .venv/bin/sluice events show demo <id>")
     try:

@@ -1,13 +1,12 @@
 """The admin API (SPEC section 7): dead letters and per-event call states, behind a bearer token.
 
 No admin_token configured: every /admin route answers 404, as if it did not exist. Bulk replay answers at once
-with the number of dead letters it will replay, then replays them in batches in the background, so replaying
-10,000 dead letters never holds up webhook requests.
+with the number of dead letters it will replay, then replays them in batches in the background
+(ingress.bulk_replay, shared with the console), so replaying 10,000 dead letters never holds up webhook requests.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hmac
 import time
@@ -23,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from config.settings import Settings
+from ingress.bulk_replay import BulkReplays
 from ingress.responses import ORJSONResponse, error, error_with_detail
 from ingress.state import IngressState
 from core.clock import Clock, system_clock
@@ -32,8 +32,6 @@ from store.intake import Intake
 from store.keys import Keys
 
 log = structlog.get_logger("sluice.admin")
-
-REPLAY_BATCH = 500
 
 Handler = Callable[[Request, "Admin"], Awaitable[Response]]
 
@@ -67,30 +65,19 @@ class Admin:
         self.dead_letters = DeadLetterStore(redis, self.keys, intake, clock)
         token = settings.ingress.admin_token
         self.token = None if token is None else f"Bearer {token.get_secret_value()}".encode()
-        self.background: set[asyncio.Task[int]] = set()
+        self.replays = BulkReplays(self.dead_letters)
 
     def authorized(self, request: Request) -> bool:
         assert self.token is not None
         given = request.headers.get("authorization", "").encode("utf-8", "replace")
         return hmac.compare_digest(given, self.token)
 
-    async def replay_all(self, letters: list[dict[str, Any]], *, force: bool = False) -> int:
-        done = 0
-        for i in range(0, len(letters), REPLAY_BATCH):
-            done += await self.dead_letters.replay_batch(letters[i : i + REPLAY_BATCH], force=force)
-            await asyncio.sleep(0)  # let webhook requests in between batches
-        log.info("bulk_replay_done", replayed=done, requested=len(letters))
-        return done
-
     def start_replay(self, letters: list[dict[str, Any]], *, force: bool = False) -> None:
-        task = asyncio.create_task(self.replay_all(letters, force=force))
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        self.replays.start(letters, force=force)
 
     async def close(self) -> None:
         """Let running bulk replays finish (the ingress's shutdown waits for them)."""
-        if self.background:
-            await asyncio.gather(*self.background, return_exceptions=True)
+        await self.replays.close()
 
 
 def guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:

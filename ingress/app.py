@@ -3,7 +3,8 @@
 `create_app` checks the sources' secrets once (a bad one stops startup), the lifespan opens one Redis client
 and the acceptor (`store.intake.Intake` unless another is injected) and hands them to requests as
 `request.state.ingress` (an `IngressState`). Routes come from `build_routes`. The seams for what comes
-ingress also serves /metrics, /openapi.json and the admin API (ingress.admin). Seams: `extra_routes` join
+ingress also serves /metrics, /openapi.json, the admin API (ingress.admin) and, when an admin token is configured,
+the operator console at /console (ingress.console). Seams: `extra_routes` join
 the route list, `resources` add their own lifespan-built state, `observers` see every webhook's
 `WebhookResult`, and `acceptor` swaps the store (default `store.intake.BatchingIntake`: concurrent requests
 share one Redis round trip, each answered only after its own write was acknowledged).
@@ -35,6 +36,7 @@ from core.clock import Clock, system_clock
 from core.errors import ConfigError
 from core.signatures import Verifier, build_verifier
 from ingress.admin import Admin, admin_routes
+from ingress.console import Console
 from ingress.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ingress.metrics import IngressMetrics
 from ingress.openapi import openapi_document
@@ -201,6 +203,10 @@ def create_app(
     else:
         verifiers = build_verifiers(settings)
     metrics = IngressMetrics()
+    console = Console.build(settings, clock)  # None without an admin token: no /console at all
+    if console is not None:
+        extra_routes, observers = [*console.routes(), *extra_routes], [*console.observers(), *observers]
+        resources = [console.resource, *resources]
     app = Starlette(
         routes=build_routes(metrics, extra_routes),
         middleware=[Middleware(WebhookFastPath)],
@@ -209,6 +215,7 @@ def create_app(
                            (Admin.resource, *resources)),
     )
     app.router.redirect_slashes = False  # no redirects on this API: `/webhooks/x/` is an unknown route
+    app.state.console = console  # for tests that feed the overview's readings
     if from_config:  # the `web:` process itself, not a test
         freeze_startup_heap()
     return app

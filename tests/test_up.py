@@ -29,5 +29,6 @@ def test_up_smoke(tmp_path, redis_url, redis) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "202 " in done.stdout and "salesmachine.track_event: succeeded" in done.stdout
+    assert "operator console at http://127.0.0.1:" in done.stdout
     if redis == "private":
         assert "started a private redis-server" in done.stdout
