@@ -64,8 +64,8 @@ _BACKGROUND: set[asyncio.Future[Any]] = set()
 """Lease releases of runs that were cut off, still on their way (a reference, so they are not collected)."""
 
 REDIS_TROUBLE_DEFER = 1.0
-HELD_POLL_FIRST, HELD_POLL_MAX = 0.005, 0.1
-"""A call whose scope is held at its vendor looks again after 5 ms, then twice as long each time, up to 0.1 s."""
+HELD_POLL_FIRST, HELD_POLL_MAX = 0.005, 0.05
+"""A call whose scope is held at its vendor looks again after 5 ms, then twice as long each time, up to 50 ms."""
 LATE_SLACK = 0.1
 """A call that wakes this much later than its rate-limit slot (a paused or overloaded worker) books again."""
 
@@ -105,6 +105,13 @@ class Due:
     @property
     def field(self) -> str:
         return f"{self.vendor}.{self.operation}"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldOut:
+    """A call that could not go: its scope stayed held by another event's call; due again at `due`."""
+
+    due: float
 
 
 class EventDelivery:
@@ -215,6 +222,9 @@ class EventDelivery:
                 except Exception as exc:
                     failures.append(exc)
                     return
+                if isinstance(at, HeldOut):  # the rest of the group waits its turn too, in table order
+                    due_again.append(at.due)
+                    return
                 if at is not None:
                     due_again.append(at)
 
@@ -232,8 +242,9 @@ class EventDelivery:
         """Whether one more call (taking at most `Timing.call_seconds`) still ends before the run's deadline."""
         return time.monotonic() + extra + self.deps.timing.call_seconds <= self._deadline
 
-    async def call(self, event: dict[str, Any], due: Due) -> float | None:
-        """One try of one call, its outcome recorded; when it is due again, or None when it is final."""
+    async def call(self, event: dict[str, Any], due: Due) -> float | HeldOut | None:
+        """One try of one call, its outcome recorded; when it is due again, or None when it is final
+        (`HeldOut`: another event's call of its scope stayed in flight, nothing was tried)."""
         d = self.deps
         if not d.vendors.is_configured(due.vendor, due.operation):
             await self.record(due, CallState(status=Status.SKIPPED), "skipped", None)
@@ -241,7 +252,7 @@ class EventDelivery:
         if due.order is not None:
             turn = await self.wait_for_turn(due)
             if turn is None:  # the scope stayed held as long as this run could wait
-                return d.clock() + HELD_POLL_MAX
+                return HeldOut(d.clock() + HELD_POLL_MAX)
             if turn:  # superseded by that event (a hold of this event's left by a cut-off run goes too)
                 await self.record(due, due.state.superseded(turn), "superseded", None, release=True)
                 return None
