@@ -133,3 +133,42 @@ def test_bad_config_names_the_key(tmp_path, monkeypatch) -> None:
     path.write_text('[delivery]\ntimeout_seconds = "soon"\n')
     result = runner.invoke(app, ["dlq", "list"], env={"SLUICE_CONFIG": str(path)})
     assert result.exit_code == 2 and "delivery.timeout_seconds" in result.stderr
+
+
+def test_replay_with_force_marks_the_call_to_bypass_the_ordering_rule(env, redis_url, namespace) -> None:
+    letters = seed(redis_url, namespace, ["segmetrics", "salesmachine"])
+    result = runner.invoke(app, ["dlq", "replay", letters[0]["id"], "--force", "--json"], env=env)
+    assert orjson.loads(result.stdout) == {"replayed": 1}
+    result = runner.invoke(app, ["dlq", "replay", "--json"], env=env)  # the other one, not forced
+
+    async def states() -> dict[str, CallState]:
+        client = aredis.Redis.from_url(redis_url)
+        keys = Keys(namespace)
+        found = {}
+        for letter in letters:
+            raw = await client.hget(keys.calls("shopfront", letter["event_id"]),
+                                    f"{letter['vendor']}.{letter['operation']}")
+            found[letter["vendor"]] = CallState.loads(raw)
+        await client.aclose()
+        return found
+
+    found = asyncio.run(states())
+    assert found["segmetrics"].forced and not found["salesmachine"].forced
+
+
+def test_events_show_names_who_superseded_a_call(env, redis_url, namespace) -> None:
+    seed(redis_url, namespace, ["segmetrics"])
+    runner.invoke(app, ["dlq", "replay", "--json"], env=env)
+
+    async def supersede() -> None:
+        client = aredis.Redis.from_url(redis_url)
+        await client.hset(Keys(namespace).calls("shopfront", "evt_0"), "segmetrics.upsert_contact",
+                          CallState().superseded("evt_later").dumps())
+        await client.aclose()
+
+    asyncio.run(supersede())
+    result = runner.invoke(app, ["events", "show", "shopfront", "evt_0"], env=env)
+    assert result.exit_code == 0 and "superseded by evt_later" in result.stdout
+    view = orjson.loads(runner.invoke(app, ["events", "show", "shopfront", "evt_0", "--json"], env=env).stdout)
+    [call] = [c for c in view["calls"] if (c["vendor"], c["operation"]) == ("segmetrics", "upsert_contact")]
+    assert (call["status"], call["superseded_by"]) == ("superseded", "evt_later")
