@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from config.settings import DeliverySettings
 from core.clock import Clock, system_clock
-from store.batch import PipelineBatcher, queue_script
+from store.batch import PipelineBatcher, WaitReplicas, queue_script
 from store.keys import Keys
 
 DELIVER = "deliver"
@@ -74,9 +74,10 @@ class BatchingIntake(Intake):
     """The same writes, but concurrent requests share one pipeline round trip per event-loop turn; each
     request is still answered only after Redis acknowledged its own script."""
 
-    def __init__(self, redis: Redis, keys: Keys, delivery: DeliverySettings, clock: Clock = system_clock) -> None:
+    def __init__(self, redis: Redis, keys: Keys, delivery: DeliverySettings, clock: Clock = system_clock, *,
+                 wait_replicas: WaitReplicas | None = None) -> None:
         super().__init__(redis, keys, delivery, clock)
-        self.batcher = PipelineBatcher(redis)
+        self.batcher = PipelineBatcher(redis, wait_replicas=wait_replicas)
 
     async def accept(self, source: str, event_id: str, body: bytes) -> bool:
         keys, args = self.accept_args(source, event_id, body)
