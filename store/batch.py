@@ -30,7 +30,8 @@ finds the primary anew.
 answered only after the replicas acknowledged. The fence write is what covers a duplicate: WAIT waits for this
 connection's own last write, and a batch of duplicates writes nothing, while the first copy of such an event may
 have been written by another connection (or ingress) and not be on any replica yet; the fence moves this
-connection's last write to now, past it. Fewer replicas than asked: the whole batch fails with
+connection's last write to now, past it. (Redis 7.0 already counts a script call as a write for WAIT, even one
+that wrote nothing; a connection that only read gets an immediate WAIT answer, and servers need not do the former.) Fewer replicas than asked: the whole batch fails with
 ReplicasNotAcknowledged, and the connection is dropped.
 """
 
@@ -168,7 +169,7 @@ class PipelineBatcher:
 
     async def _acknowledged_round_trip(self, pipe: Pipeline) -> list[Any]:
         """`_round_trip`, ended with the fence write and WAIT when `wait_replicas` is set; ReplicasNotAcknowledged
-        when fewer replicas than asked have it (unless a replica refused the writes: nothing was written)."""
+        when fewer replicas than asked have what it wrote."""
         if self.wait is None:
             return await self._round_trip(pipe)
         count = len(pipe.command_stack)
@@ -178,14 +179,16 @@ class PipelineBatcher:
             replies = await self._round_trip(pipe)
         finally:
             del pipe.command_stack[count:]
-        fence, acked = replies[count:]
-        if isinstance(fence, ReadOnlyError) and any(isinstance(r, ReadOnlyError) for r in replies[:count]):
-            return replies[:count]  # a replica wrote nothing: _rerun_on_primary sends the writes on
+        acked, replies = replies[-1], replies[:count]
+        if any(isinstance(r, (ReadOnlyError, NoScriptError)) for r in replies):
+            # those are sent again, in a round trip whose own fence and WAIT cover this one's writes too (the
+            # fence puts the connection's last write after everything the primary has); a replica wrote nothing
+            return replies
         if isinstance(acked, Exception) or acked < self.wait.replicas:
             await self._drop_connection()  # an isolated old primary keeps no connection of ours
             raise ReplicasNotAcknowledged(f"{acked if isinstance(acked, int) else 0} of {self.wait.replicas} replicas "
                                           f"acknowledged within {self.wait.timeout_ms} ms")
-        return replies[:count]
+        return replies
 
     async def _rerun_on_primary(self, pipe: Pipeline, replies: list[Any]) -> list[Any]:
         """READONLY: the node is a replica now. Those commands did not run: drop the connection (and the pool's

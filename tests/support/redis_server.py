@@ -47,7 +47,8 @@ class RedisServer:
         cmd = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
             "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
-            "--daemonize", "no", "--logfile", str(self.dir / "redis.log"), *self.args,
+            "--daemonize", "no", "--logfile", str(self.dir / "redis.log"), "--repl-diskless-sync-delay", "0",
+            *self.args,
         ]
         if self.replica_of is not None:
             cmd += ["--replicaof", "127.0.0.1", str(self.replica_of)]
@@ -88,7 +89,7 @@ class RedisServer:
 
 class TLSRedisServer(RedisServer):
     """redis-server on a TLS port only (`--port 0`), certificates from `trustme`, clients not asked for theirs.
-    `users` are ACL lines (`user app on >p@ss/w:rd ~* &* +@all`)."""
+    `users` are ACL lines (`user app on >p@ss/w:rd ~* &* +@all`); the default user may only PING."""
 
     def __init__(self, *, users: Sequence[str] = ()) -> None:
         import trustme
@@ -101,7 +102,8 @@ class TLSRedisServer(RedisServer):
         cert.cert_chain_pems[0].write_to_path(str(self.dir / "cert.pem"))
         cert.private_key_pem.write_to_path(str(self.dir / "key.pem"))
         acl = self.dir / "users.acl"
-        acl.write_text("".join(f"{line}\n" for line in ["user default on nopass ~* &* +@all", *users]))
+        # the default user may only PING (the start-up check): everything else must log in as one of `users`
+        acl.write_text("".join(f"{line}\n" for line in ["user default on nopass -@all +ping", *users]))
         self.args = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.dir / "cert.pem"),
                      "--tls-key-file", str(self.dir / "key.pem"), "--tls-ca-cert-file", str(self.ca_file),
                      "--tls-auth-clients", "no", "--aclfile", str(acl)]
