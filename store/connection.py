@@ -160,7 +160,7 @@ def connection_pool(url: str, options: RedisSettings, *, connect_timeout: float,
     if base is UnixDomainSocketConnection:
         raise ConfigError("redis_url", "a unix:// URL cannot be used with [redis] sentinels")
     tls = base is SSLConnection
-    del kwargs["host"], kwargs["port"]
+    kwargs.pop("host", None), kwargs.pop("port", None)  # the sentinels name them
     sentinel_kwargs: dict[str, Any] = {"socket_connect_timeout": SENTINEL_TIMEOUT, "socket_timeout": SENTINEL_TIMEOUT}
     if options.sentinel_password is not None:
         sentinel_kwargs["password"] = options.sentinel_password.get_secret_value()
