@@ -31,8 +31,9 @@ answered only after the replicas acknowledged. The fence write is what covers a 
 connection's own last write, and a batch of duplicates writes nothing, while the first copy of such an event may
 have been written by another connection (or ingress) and not be on any replica yet; the fence moves this
 connection's last write to now, past it. (Redis 7.0 already counts a script call as a write for WAIT, even one
-that wrote nothing; a connection that only read gets an immediate WAIT answer, and servers need not do the former.) Fewer replicas than asked: the whole batch fails with
-ReplicasNotAcknowledged, and the connection is dropped.
+that wrote nothing, but a connection that only read gets an immediate answer, and no server promises the
+former.) Fewer replicas than asked: the whole batch fails with ReplicasNotAcknowledged, and the connection is
+dropped.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class PipelineBatcher:
         """Send the pipeline's commands and read every reply (an error reply is returned, not raised)."""
         now = asyncio.get_running_loop().time()
         if self._connection is None:
-            conn = await self.redis.connection_pool.get_connection()  # kept for good: never released
+            conn = await self.redis.connection_pool.get_connection()  # kept until dropped (_drop_connection)
             conn.socket_timeout = None  # no per-send task and per-reply timer: `self.timeout` covers both
             conn.readonly_is_reply = True  # type: ignore[attr-defined]  # a replica's refusal: see _rerun_on_primary
             self._connection = conn

@@ -87,7 +87,8 @@ def test_a_bad_redis_table_names_the_key(table: dict[str, Any], problem: str) ->
 def test_sentinels_need_a_tcp_url_and_default_to_nothing_new() -> None:
     """Nothing changes for a plain redis:// user: no sentinels, no replica acknowledgement."""
     plain = settings_from_mapping({}, {}).redis
-    assert (plain.sentinels, plain.sentinel_master, plain.replicas_ack, plain.replicas_ack_timeout_ms) == ((), None, 0, 500)
+    assert (plain.sentinels, plain.sentinel_master) == ((), None)
+    assert (plain.replicas_ack, plain.replicas_ack_timeout_ms) == (0, 500)
     with pytest.raises(ConfigError, match="unix://"):
         settings_from_mapping({"redis_url": "unix:///run/redis.sock",
                                "redis": {"sentinels": ["h:1"], "sentinel_master": "m"}}, {})
@@ -151,9 +152,9 @@ def test_a_redis_cluster_node_is_refused_at_start_up(tmp_path: Path) -> None:
     for name, (status, stderr) in outcomes.items():
         lines = stderr.strip().splitlines()
         assert status == 2, (name, stderr)
-        assert lines == [f"sluice: config error: redis_url: the Redis at redis://127.0.0.1:{server.port}/0 runs in cluster "
-                         "mode (cluster_enabled:1); Redis Cluster is not supported: use one primary (with replicas, "
-                         "Sentinel)"], (name, stderr)
+        assert lines == [f"sluice: config error: redis_url: the Redis at redis://127.0.0.1:{server.port}/0 runs in "
+                         "cluster mode (cluster_enabled:1); Redis Cluster is not supported: use one primary (with "
+                         "replicas, Sentinel)"], (name, stderr)
 
 
 def test_settings_default_is_unchanged_for_plain_redis(settings: Settings) -> None:
