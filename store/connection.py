@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis as sync_redis
 from redis.asyncio import Redis
@@ -50,6 +51,8 @@ from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, R
 
 from config.settings import RedisSettings, Settings
 from core.errors import ConfigError
+
+T = TypeVar("T")
 
 RETRY_ON = [ConnectionError, TimeoutError, BusyLoadingError]
 
@@ -222,24 +225,43 @@ async def refuse_cluster(client: Redis, settings: Settings) -> None:
 
 
 def refuse_cluster_now(settings: Settings) -> None:
-    """`refuse_cluster` for synchronous start-up code, with a fail-fast client in a thread of its own (so it also
-    works where an event loop is running, as in uvicorn's app factory)."""
-    problem: list[ClusterRefused] = []
+    """`refuse_cluster` for synchronous start-up code."""
+    _check_now(settings, lambda client: refuse_cluster(client, settings))
 
-    async def check() -> None:
+
+def answers_now(settings: Settings) -> bool:
+    """Whether the Redis that `settings` lead to (through Sentinel, over TLS, ...) answers PING, for start-up
+    code (`dev.py up`)."""
+
+    async def ping(client: Redis) -> bool:
+        try:
+            return bool(await client.ping())
+        except (RedisError, OSError):
+            return False
+
+    return _check_now(settings, ping)
+
+
+def _check_now(settings: Settings, check: Callable[[Redis], Awaitable[T]]) -> T:
+    """`check` with a fail-fast client, in a thread of its own with its own event loop (so that it also works
+    where a loop is running, as in uvicorn's app factory); its result, or its exception raised here."""
+    outcome: list[Any] = []
+
+    async def run() -> None:
         client = redis_client(settings, connect_timeout=1, socket_timeout=2)
         try:
-            await refuse_cluster(client, settings)
-        except ClusterRefused as exc:
-            problem.append(exc)
+            outcome.append(await check(client))
+        except Exception as exc:
+            outcome.append(exc)
         finally:
             await client.aclose()
 
-    thread = threading.Thread(target=asyncio.run, args=(check(),), name="sluice-redis-check")
+    thread = threading.Thread(target=asyncio.run, args=(run(),), name="sluice-redis-check")
     thread.start()
     thread.join()
-    if problem:
-        raise problem[0]
+    if isinstance(outcome[0], Exception):
+        raise outcome[0]
+    return outcome[0]  # type: ignore[no-any-return]
 
 
 def redis_answers(url: str) -> bool:

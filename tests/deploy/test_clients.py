@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,8 +27,8 @@ from ingress.app import create_app, ingress_redis
 from store.connection import SentinelPrimaryPool
 from tests.conftest import base_config
 from tests.ingress.conftest import serve, standard_headers
-from tests.support.fleet import ROOT, write_config
-from tests.support.redis_server import RedisServer, TLSRedisServer
+from tests.support.fleet import ROOT, wait_until, write_config
+from tests.support.redis_server import RedisServer, TLSRedisServer, free_port
 from tests.support.sandbox import SandboxServer
 from tests.support.worker import run_burst
 from worker.app import build_deps, worker_settings
@@ -136,7 +137,8 @@ def test_a_tls_redis_with_an_acl_user_serves_web_worker_and_cli(verify: str, tmp
 
 def test_a_redis_cluster_node_is_refused_at_start_up(tmp_path: Path) -> None:
     """Web, worker and CLI each stop with one line naming redis_url and exit status 2 (as for a config error)."""
-    with RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]) as server:
+    port = next(p for p in iter(free_port, 0) if p + 10_000 < 65_536)  # the cluster bus listens 10000 higher
+    with RedisServer(port=port, args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]) as server:
         config = write_config(tmp_path / "sluice.toml", base_config(server.url, "cluster"))
         env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"}, "SLUICE_CONFIG": str(config)}
         procs = {
@@ -163,3 +165,40 @@ def test_settings_default_is_unchanged_for_plain_redis(settings: Settings) -> No
 
     assert replicas_acknowledged(settings).keywords["wait_replicas"] is None  # type: ignore[attr-defined]
     assert not isinstance(ingress_redis(settings).connection_pool, SentinelPrimaryPool)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_dev_up_uses_the_configs_redis_as_web_and_worker_do(tmp_path: Path, sandbox: SandboxServer) -> None:
+    """`dev.py up` with a SLUICE_CONFIG whose Redis is TLS with an ACL user: it checks that Redis through the same
+    clients (not REDIS_URL or 127.0.0.1:6379), and web and worker come up on it (/readyz answers 200)."""
+    import httpx
+
+    password = "p@ss/w:rd"
+    with TLSRedisServer(users=[f"user app on >{password} ~* &* +@all"]) as server:
+        url = f"rediss://app:{quote(password, safe='')}@127.0.0.1:{server.port}/0?ssl_cert_reqs=none"
+        config = write_config(tmp_path / "sluice.toml", {**base_config(url, "up"), "vendors": sandbox.vendor_tables()})
+        env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"}, "SLUICE_CONFIG": str(config)}
+        port = free_port()
+        log = tmp_path / "up.log"
+        with open(log, "wb") as out_file:
+            up = subprocess.Popen([sys.executable, "-m", "cli.up", "--port", str(port), "--state",
+                                   str(tmp_path / "state")], cwd=ROOT, env=env, stdout=out_file,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+
+        def ready() -> bool:  # up's own readiness line: only then does Ctrl-C stop what it started
+            assert up.poll() is None, log.read_text()
+            return "ingress ready at" in log.read_text()
+
+        try:
+            wait_until(ready, 60, 0.1, "dev.py up to start the ingress", logs=[log])
+            assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+            up.send_signal(signal.SIGINT)
+            assert up.wait(timeout=60) == 0
+        finally:
+            if up.poll() is None:
+                os.killpg(up.pid, signal.SIGKILL)
+                up.wait(timeout=10)
+        out = log.read_text()
+    assert f"using the Redis of {config}: 127.0.0.1:{server.port}/0?ssl_cert_reqs=none" in out, out
+    assert "private redis-server" not in out
