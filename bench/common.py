@@ -102,14 +102,16 @@ class Proc:
         self.log.close()
 
 
-def start_redis(workdir: Workdir) -> tuple[Proc, str]:
-    """A private redis-server without persistence (the same for every variant measured)."""
+def start_redis(workdir: Workdir, replica_of: int | None = None) -> tuple[Proc, str]:
+    """A private redis-server without persistence (the same for every variant measured); a replica of the one at
+    port `replica_of` when given."""
     port = free_port()
     binary = shutil.which("redis-server")
     if binary is None:
         sys.exit("bench: redis-server is not installed (Debian/Ubuntu: apt-get install redis-server)")
     cmd = pinned(LOAD_CPUS, [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                             "no", "--dir", str(workdir.path), "--daemonize", "no"])
+                             "no", "--dir", str(workdir.path), "--daemonize", "no", "--repl-diskless-sync-delay", "0",
+                             *(["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else [])])
     return Proc("redis", cmd, workdir, port=port), f"redis://127.0.0.1:{port}/0"
 
 

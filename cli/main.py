@@ -12,7 +12,7 @@ import asyncio
 import functools
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import httpx
 import orjson
@@ -29,8 +29,10 @@ from cli.samples import sample_event
 from cli.signing import sign_headers
 from config.settings import Settings, load_or_exit
 from core.clock import system_clock
+from core.errors import ConfigError
 from core.events import InvalidEvent, validate_event
 from core.routing import EVENT_TYPES
+from store.connection import ClusterRefused, cli_redis, refuse_cluster, where
 from store.dead_letters import DeadLetterStore, Filter
 from store.events import event_view
 from store.intake import Intake
@@ -63,21 +65,32 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def config_error(exc: ConfigError) -> NoReturn:
+    err.print(f"sluice: config error: {exc}", highlight=False, markup=False)
+    raise typer.Exit(2)
+
+
 def run(work: Callable[[Settings, aredis.Redis], Awaitable[T]]) -> T:
     """Load settings, open Redis, run `work`, and turn Redis and input errors into one line."""
     settings = load_or_exit()
-    client = aredis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=10)
+    try:
+        client = cli_redis(settings)
+    except ConfigError as exc:
+        config_error(exc)
 
     async def main() -> T:
         try:
+            await refuse_cluster(client, settings)
             return await work(settings, client)
         finally:
             await client.aclose()
 
     try:
         return asyncio.run(main())
+    except ClusterRefused as exc:
+        config_error(exc)
     except RedisError as exc:
-        fail(f"cannot reach Redis at {settings.redis_url.split('@')[-1]}: {exc}")
+        fail(f"cannot reach Redis at {where(settings)}: {exc}")
     except ValueError as exc:
         fail(str(exc))
     raise AssertionError("unreachable")

@@ -1,6 +1,7 @@
 """`python3 dev.py up`: the whole system on one machine, for a newcomer.
 
-Uses the Redis at REDIS_URL (or 127.0.0.1:6379) when one answers, else starts a private redis-server
+Uses the Redis of SLUICE_CONFIG (its redis_url and [redis], read as web and worker read them) or else at
+REDIS_URL (or 127.0.0.1:6379) when one answers, else starts a private redis-server
 (installing it with apt-get when run as root, else saying what to install). With no SLUICE_CONFIG it writes
 a demo config whose vendors are the built-in sandbox (local emulators of the four vendors), then runs the
 sandbox, the ingress (`web:` of the Procfile) and one worker until Ctrl-C. `--smoke` sends one signed event
@@ -23,7 +24,8 @@ from pathlib import Path
 import httpx
 
 import config.toml
-from store.connection import redis_answers
+from config.settings import load_or_exit
+from store.connection import answers_now, redis_answers, where
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_SECRET = "whsec_c2x1aWNlLWRlbW8tc2VjcmV0LWxvY2FsLW9ubHkhIQ=="
@@ -126,7 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     py = sys.executable
 
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-    if redis_answers(redis_url):
+    configured = load_or_exit() if env.get("SLUICE_CONFIG") and not env.get("REDIS_URL") else None
+    own = configured is not None and answers_now(configured)  # reached as web and worker will: Sentinel, TLS
+    if own:
+        assert configured is not None
+        say(f"using the Redis of {env['SLUICE_CONFIG']}: {where(configured)}")
+    elif redis_answers(redis_url):
         say(f"using the Redis at {redis_url}")
     else:
         port = next(p for p in range(6390, 6490) if port_free(p))
@@ -137,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                     env, state / "redis.log")
         wait_for(lambda: redis_answers(redis_url), "redis-server")
         say(f"started a private redis-server at {redis_url} (data in {state / 'redis'})")
-    env["REDIS_URL"] = redis_url
+    if not own:
+        env["REDIS_URL"] = redis_url
 
     if env.get("SLUICE_CONFIG"):
         say(f"using the config at {env['SLUICE_CONFIG']}")

@@ -12,9 +12,12 @@ import re
 import sys
 import tomllib
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator, BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator,
+    model_validator,
+)
 
 from config.timing import MAX_RATE_WAIT, Timing
 from core.errors import ConfigError
@@ -121,6 +124,42 @@ class WorkerSettings(_Model):
     reconcile_seconds: float = Field(30.0, gt=0, le=3600)  # how often a worker looks for events left without a job
 
 
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'{value!r} is not "host:port"')
+    return value
+
+
+class RedisSettings(_Model):
+    """`[redis]`: how to reach Redis beyond a plain `redis_url` (Sentinel) and how durable a 2xx is."""
+
+    sentinels: tuple[Annotated[str, AfterValidator(_host_port)], ...] = ()
+    sentinel_master: str | None = Field(None, min_length=1, validate_default=True)
+    sentinel_password: SecretStr | None = None
+    replicas_ack: int = Field(0, ge=0, le=16)
+    replicas_ack_timeout_ms: int = Field(500, gt=0, le=60_000)
+
+    @field_validator("sentinel_master")
+    @classmethod
+    def _master_with_sentinels(cls, v: str | None, info: ValidationInfo) -> str | None:
+        sentinels = info.data.get("sentinels", ())
+        if sentinels and not v:
+            raise ValueError("required when sentinels are given")
+        if v and not sentinels:
+            raise ValueError("given without sentinels")
+        return v
+
+    @field_validator("sentinel_password")
+    @classmethod
+    def _no_password_is_none(cls, v: SecretStr | None) -> SecretStr | None:
+        return v if v is not None and v.get_secret_value() else None
+
+    @property
+    def sentinel_addresses(self) -> list[tuple[str, int]]:
+        return [(host.strip("[]"), int(port)) for host, _, port in (s.rpartition(":") for s in self.sentinels)]
+
+
 class Settings(_Model):
     redis_url: str = Field("redis://localhost:6379/0", pattern=r"^(redis|rediss|unix)://")
     namespace: str = Field("sluice", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -129,6 +168,7 @@ class Settings(_Model):
     vendors: VendorsSettings = VendorsSettings()
     delivery: DeliverySettings = DeliverySettings()
     worker: WorkerSettings = WorkerSettings()
+    redis: RedisSettings = RedisSettings()
     routes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @field_validator("sources")
@@ -148,6 +188,13 @@ class Settings(_Model):
             for name in names:
                 if not is_operation(name):
                     raise ValueError(f"{event_type}: unknown operation {name!r}")
+        return v
+
+    @field_validator("redis")
+    @classmethod
+    def _sentinels_over_tcp(cls, v: RedisSettings, info: ValidationInfo) -> RedisSettings:
+        if v.sentinels and str(info.data.get("redis_url", "")).startswith("unix://"):
+            raise ValueError("sentinels: cannot be used with a unix:// redis_url")
         return v
 
     @model_validator(mode="after")
@@ -221,7 +268,7 @@ def _interpolate(node: Any, environ: Mapping[str, str], path: str) -> Any:
 
 def _first_problem(exc: ValidationError) -> ConfigError:
     err = exc.errors(include_url=False)[0]
-    key = ".".join(str(part) for part in err["loc"])
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in err["loc"]).lstrip(".")
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"

@@ -7,12 +7,14 @@ ingress also serves /metrics, /openapi.json, the admin API (ingress.admin) and, 
 the operator console at /console (ingress.console). Seams: `extra_routes` join
 the route list, `resources` add their own lifespan-built state, `observers` see every webhook's
 `WebhookResult`, and `acceptor` swaps the store (default `store.intake.BatchingIntake`: concurrent requests
-share one Redis round trip, each answered only after its own write was acknowledged).
+share one Redis round trip, each answered only after its own write was acknowledged, by `[redis] replicas_ack`
+replicas too when set). The Redis client comes from `store.connection`, as every process's does.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -43,6 +45,8 @@ from ingress.openapi import openapi_document
 from ingress.responses import ORJSONResponse, error
 from ingress.state import Acceptor, IngressState, Observer
 from ingress.webhooks import WebhookFastPath, WebhookRoute
+from store.batch import WaitReplicas
+from store.connection import redis_client, refuse_cluster_now
 from store.intake import BatchingIntake
 from store.keys import Keys
 
@@ -55,6 +59,23 @@ AcceptorFactory = Callable[..., Acceptor]
 Resource = Callable[[IngressState], contextlib.AbstractAsyncContextManager[Mapping[str, Any]]]
 """Entered by the lifespan after the core state is built; what it yields joins the request state
 (e.g. `{"admin": Admin(...)}` found at `request.state.admin`), and it is exited at shutdown."""
+
+
+def ingress_redis(settings: Settings) -> Redis:
+    """The ingress's client: fail fast (one try, short timeouts), from the one place that builds clients."""
+    return redis_client(settings, connect_timeout=REDIS_CONNECT_TIMEOUT, socket_timeout=REDIS_SOCKET_TIMEOUT)
+
+
+def replicas_acknowledged(settings: Settings) -> AcceptorFactory:
+    """The default acceptor: `BatchingIntake`, whose batches end with one WAIT when `[redis] replicas_ack` asks
+    for replicas. Only the ingress waits: a promoted replica holds a prefix of the old primary's writes, so a
+    fail-over that loses the tail of the workers' writes leaves Redis as if they had stopped at that moment, which
+    the crash rules cover (the job runs again; a call sent again carries the same idempotency key). An event the
+    ingress acknowledged, though, exists nowhere else."""
+    ack = settings.redis
+    wait = WaitReplicas(ack.replicas_ack, ack.replicas_ack_timeout_ms, Keys(settings.namespace).replicas_fence) \
+        if ack.replicas_ack else None
+    return functools.partial(BatchingIntake, wait_replicas=wait)
 
 
 def build_verifiers(settings: Settings) -> dict[str, Verifier]:
@@ -157,11 +178,7 @@ def _lifespan(
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[dict[str, Any]]]:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        client = redis or Redis.from_url(
-            settings.redis_url,
-            socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
-            socket_timeout=REDIS_SOCKET_TIMEOUT,
-        )
+        client = redis or ingress_redis(settings)
         keys = Keys(settings.namespace)
         state = IngressState(
             settings=settings, keys=keys, redis=client, intake=acceptor(client, keys, settings.delivery, clock,
@@ -185,7 +202,7 @@ def create_app(
     *,
     clock: Clock = system_clock,
     redis: Redis | None = None,
-    acceptor: AcceptorFactory = BatchingIntake,
+    acceptor: AcceptorFactory | None = None,
     extra_routes: Sequence[BaseRoute] = (),
     observers: Sequence[Observer] = (),
     resources: Sequence[Resource] = (),
@@ -197,6 +214,7 @@ def create_app(
         settings = load_or_exit()
         try:
             verifiers = build_verifiers(settings)
+            refuse_cluster_now(settings)
         except ConfigError as exc:
             print(f"sluice: config error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -211,8 +229,8 @@ def create_app(
         routes=build_routes(metrics, extra_routes),
         middleware=[Middleware(WebhookFastPath)],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
-        lifespan=_lifespan(settings, verifiers, clock, redis, acceptor, (metrics.observe, *observers),
-                           (Admin.resource, *resources)),
+        lifespan=_lifespan(settings, verifiers, clock, redis, acceptor or replicas_acknowledged(settings),
+                           (metrics.observe, *observers), (Admin.resource, *resources)),
     )
     app.router.redirect_slashes = False  # no redirects on this API: `/webhooks/x/` is an unknown route
     app.state.console = console  # for tests that feed the overview's readings

@@ -26,6 +26,21 @@ Scripts go out as plain EVALSHA: redis-py's own pipeline script support asks `SC
 pipeline, one extra round trip per batch (the profile of bench/ingress.py showed it). A script Redis has
 forgotten (a restart, SCRIPT FLUSH) answers NOSCRIPT without having run, so only those commands are sent
 again, after the script is loaded.
+
+Following a fail-over (store/connection.py): a command a replica refused (READONLY: the primary has moved) did
+not run either, so the batcher drops its connection, takes another (to the primary, found anew), and sends
+exactly those commands again, once. After a connection error it also drops its connection, so the next round trip
+finds the primary anew.
+
+`wait_replicas` (the ingress, `[redis] replicas_ack`): every round trip ends with one write to a fence key and one
+`WAIT replicas timeout`, so one WAIT covers the whole batch, and every caller of the batch, a duplicate's too, is
+answered only after the replicas acknowledged. The fence write is what covers a duplicate: WAIT waits for this
+connection's own last write, and a batch of duplicates writes nothing, while the first copy of such an event may
+have been written by another connection (or ingress) and not be on any replica yet; the fence moves this
+connection's last write to now, past it. (Redis 7.0 already counts a script call as a write for WAIT, even one
+that wrote nothing, but a connection that only read gets an immediate answer, and no server promises the
+former.) Fewer replicas than asked: the whole batch fails with ReplicasNotAcknowledged, and the connection is
+dropped.
 """
 
 from __future__ import annotations
@@ -33,13 +48,14 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Queue = Callable[[Pipeline], int]
@@ -64,12 +80,29 @@ COUNTERS_MARKER_MS = 60_000
 """Longer than any resend of one round trip (the worker's patient retry gives up after about 35 s)."""
 
 
+@dataclass(frozen=True, slots=True)
+class WaitReplicas:
+    """`WAIT replicas timeout_ms` after each round trip, after a write to `fence_key` (module docstring)."""
+
+    replicas: int
+    timeout_ms: int
+    fence_key: str
+
+
+class ReplicasNotAcknowledged(RedisError):
+    """WAIT answered fewer replicas than asked: what the batch wrote may be lost with this primary."""
+
+
 class PipelineBatcher:
-    def __init__(self, redis: Redis, *, max_batch: int = 256, idle_check_seconds: float = 1.0) -> None:
+    def __init__(self, redis: Redis, *, max_batch: int = 256, idle_check_seconds: float = 1.0,
+                 wait_replicas: WaitReplicas | None = None) -> None:
         self.redis = redis
         self.max_batch = max_batch
         self.timeout: float | None = redis.connection_pool.connection_kwargs.get("socket_timeout")
-        """The deadline of one whole round trip (the client's socket timeout)."""
+        """The deadline of one whole round trip (the client's socket timeout, plus WAIT's timeout)."""
+        self.wait = wait_replicas
+        if wait_replicas is not None and self.timeout is not None:
+            self.timeout += wait_replicas.timeout_ms / 1000
         self.idle_check_seconds = idle_check_seconds
         self._connection: AbstractConnection | None = None
         self._last_round_trip = float("-inf")
@@ -122,9 +155,7 @@ class PipelineBatcher:
             pipe = self.redis.pipeline(transaction=False)
             counts = [queue(pipe) for queue, _, _ in batch]
             self._queue_counters(pipe, batch)
-            replies = await self._round_trip(pipe)
-            if any(isinstance(r, NoScriptError) for r in replies):
-                replies = await self._reload_and_rerun(pipe, replies)
+            replies = await self._send(pipe)
         except Exception as exc:  # connection errors fail every caller of this round trip
             for _, fut, _ in batch:
                 if not fut.done():
@@ -158,12 +189,72 @@ class PipelineBatcher:
                 args += (field, amount)
             queue_script(pipe, self._counters, [f"{key}:batch:{marker}", key], args)
 
+    async def _send(self, pipe: Pipeline) -> list[Any]:
+        """The round trip, then what it may need: commands a replica refused sent to the primary, scripts that
+        Redis did not know loaded and their commands sent again."""
+        try:
+            replies = await self._acknowledged_round_trip(pipe)
+            if any(isinstance(r, ReadOnlyError) for r in replies):
+                replies = await self._rerun_on_primary(pipe, replies)
+            if any(isinstance(r, NoScriptError) for r in replies):
+                replies = await self._reload_and_rerun(pipe, replies)
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await self._drop_connection()  # the next round trip finds the primary anew
+            raise
+        return replies
+
+    async def _acknowledged_round_trip(self, pipe: Pipeline) -> list[Any]:
+        """`_round_trip`, ended with the fence write and WAIT when `wait_replicas` is set; ReplicasNotAcknowledged
+        when fewer replicas than asked have what it wrote."""
+        if self.wait is None:
+            return await self._round_trip(pipe)
+        count = len(pipe.command_stack)
+        pipe.set(self.wait.fence_key, b"1", ex=3600)
+        pipe.execute_command("WAIT", self.wait.replicas, self.wait.timeout_ms)
+        try:
+            replies = await self._round_trip(pipe)
+        finally:
+            del pipe.command_stack[count:]
+        acked, replies = replies[-1], replies[:count]
+        if any(isinstance(r, (ReadOnlyError, NoScriptError)) for r in replies):
+            # those are sent again, in a round trip whose own fence and WAIT cover this one's writes too (the
+            # fence puts the connection's last write after everything the primary has); a replica wrote nothing
+            return replies
+        if isinstance(acked, Exception) or acked < self.wait.replicas:
+            await self._drop_connection()  # an isolated old primary keeps no connection of ours
+            raise ReplicasNotAcknowledged(f"{acked if isinstance(acked, int) else 0} of {self.wait.replicas} replicas "
+                                          f"acknowledged within {self.wait.timeout_ms} ms")
+        return replies
+
+    async def _rerun_on_primary(self, pipe: Pipeline, replies: list[Any]) -> list[Any]:
+        """READONLY: the node is a replica now. Those commands did not run: drop the connection (and the pool's
+        idle ones, all to the same node), then send exactly them again, once, on a connection to the primary."""
+        await self._drop_connection()
+        await self.redis.connection_pool.disconnect(inuse_connections=False)
+        refused = [i for i, r in enumerate(replies) if isinstance(r, ReadOnlyError)]
+        again = self.redis.pipeline(transaction=False)
+        again.command_stack = [pipe.command_stack[i] for i in refused]
+        replies = list(replies)
+        for i, reply in zip(refused, await self._acknowledged_round_trip(again), strict=True):
+            replies[i] = reply
+        return replies
+
+    async def _drop_connection(self) -> None:
+        """Close the kept connection and give it back: the next round trip takes another from the pool."""
+        conn, self._connection = self._connection, None
+        if conn is not None:
+            conn.socket_timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+            conn.readonly_is_reply = False  # type: ignore[attr-defined]
+            await conn.disconnect()
+            await self.redis.connection_pool.release(conn)
+
     async def _round_trip(self, pipe: Pipeline) -> list[Any]:
         """Send the pipeline's commands and read every reply (an error reply is returned, not raised)."""
         now = asyncio.get_running_loop().time()
         if self._connection is None:
-            conn = await self.redis.connection_pool.get_connection()  # kept for good: never released
+            conn = await self.redis.connection_pool.get_connection()  # kept until dropped (_drop_connection)
             conn.socket_timeout = None  # no per-send task and per-reply timer: `self.timeout` covers both
+            conn.readonly_is_reply = True  # type: ignore[attr-defined]  # a replica's refusal: see _rerun_on_primary
             self._connection = conn
         elif now - self._last_round_trip >= self.idle_check_seconds:
             await self.redis.connection_pool.ensure_connection(self._connection)  # closed while idle: reconnect
@@ -202,7 +293,7 @@ class PipelineBatcher:
         again = self.redis.pipeline(transaction=False)
         again.command_stack = commands
         replies = list(replies)
-        for i, reply in zip(missing, await self._round_trip(again), strict=True):
+        for i, reply in zip(missing, await self._acknowledged_round_trip(again), strict=True):
             replies[i] = reply
         return replies
 

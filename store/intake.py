@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from config.settings import DeliverySettings
 from core.clock import Clock, system_clock
 from core.ordering import FENCING_TYPE, scope_of, version_ms
-from store.batch import PipelineBatcher, queue_script
+from store.batch import PipelineBatcher, WaitReplicas, queue_script
 from store.keys import Keys
 from store.order import LATER_LUA
 
@@ -109,9 +109,9 @@ class BatchingIntake(Intake):
     request is still answered only after Redis acknowledged its own script."""
 
     def __init__(self, redis: Redis, keys: Keys, delivery: DeliverySettings, clock: Clock = system_clock, *,
-                 tolerance_seconds: float = 300) -> None:
+                 tolerance_seconds: float = 300, wait_replicas: WaitReplicas | None = None) -> None:
         super().__init__(redis, keys, delivery, clock, tolerance_seconds=tolerance_seconds)
-        self.batcher = PipelineBatcher(redis)
+        self.batcher = PipelineBatcher(redis, wait_replicas=wait_replicas)
 
     async def accept(self, source: str, event: Mapping[str, Any], body: bytes) -> bool:
         keys, args = self.accept_args(source, event, body)

@@ -55,6 +55,11 @@ class Keys:
         """Held by the one worker reconciling right now."""
         return f"{self.namespace}:reconcile"
 
+    @property
+    def replicas_fence(self) -> str:
+        """Written by the ingress before each WAIT of `[redis] replicas_ack` (store/batch.py)."""
+        return f"{self.namespace}:replicas-fence"
+
     def order(self, source: str, scope: str) -> str:
         """Hash of a scope's order (`vendor|subject` -> version of the latest write, `fence` -> version of the
         contact's latest erasure); scope is `contact:<id>` or `segment:<id>`."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from typing import Any
 
@@ -19,6 +20,8 @@ from redis.exceptions import RedisError
 from config.logging import configure_logging
 from config.process import freeze_startup_heap
 from config.settings import load_or_exit
+from core.errors import ConfigError
+from store.connection import refuse_cluster_now
 from store.keys import Keys
 from worker.app import worker_settings
 from worker.arq_worker import SluiceWorker
@@ -33,6 +36,11 @@ def run_worker(options: dict[str, Any]) -> None:
 
 def main() -> None:
     settings = load_or_exit()
+    try:
+        refuse_cluster_now(settings)
+    except ConfigError as exc:
+        print(f"sluice: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging()
     # arq logs two INFO lines per job run; the canonical line per vendor call (SPEC section 6) says more, and
     # the pair cost ~3 % of a busy worker's CPU. arq's warnings and errors still come through.

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from arq import func
-from arq.connections import RedisSettings
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from config.settings import Settings
@@ -30,7 +30,7 @@ from core.clock import Clock, system_clock
 from core.routing import VENDORS
 from handlers.registry import Vendors, build_http_client
 from store.batch import PipelineBatcher
-from store.connection import RETRY_ON, patient_retry, worker_redis
+from store.connection import worker_redis
 from store.dead_letters import DeadLetterStore
 from store.intake import DELIVER, Intake
 from store.keys import Keys
@@ -47,7 +47,7 @@ async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors:
                      clock: Clock = system_clock, rng: random.Random | None = None) -> Deps:
     """Everything a job needs. `vendors` defaults to the real clients; tests may pass another VendorPort."""
     owns_redis = redis is None
-    redis = redis or worker_redis(settings.redis_url)
+    redis = redis or worker_redis(settings)
     keys = Keys(settings.namespace)
     http = None
     if vendors is None:
@@ -66,12 +66,11 @@ async def build_deps(settings: Settings, *, redis: Redis | None = None, vendors:
     )
 
 
-def redis_settings(settings: Settings) -> RedisSettings:
-    rs = RedisSettings.from_dsn(settings.redis_url)
-    rs.retry = patient_retry()  # type: ignore[assignment]
-    rs.retry_on_error = list(RETRY_ON)
-    rs.conn_timeout = 2
-    return rs
+def redis_pool(settings: Settings) -> ArqRedis:
+    """arq's client, ready made by `store.connection` like every other (not arq's RedisSettings.from_dsn, which
+    reads a URL differently from redis-py: no percent-decoding, TLS certificates always required)."""
+    return worker_redis(settings, redis_class=ArqRedis, job_serializer=orjson.dumps, job_deserializer=orjson.loads,
+                        default_queue_name=Keys(settings.namespace).queue)
 
 
 def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -95,7 +94,7 @@ def worker_settings(settings: Settings, **overrides: Any) -> dict[str, Any]:
     options: dict[str, Any] = {
         "functions": [func(deliver, name=DELIVER, max_tries=UNBOUNDED_TRIES)],
         "queue_name": Keys(settings.namespace).queue,
-        "redis_settings": redis_settings(settings),
+        "redis_pool": redis_pool(settings),
         "on_startup": startup,
         "on_shutdown": shutdown,
         "max_jobs": settings.worker.max_jobs,

@@ -112,7 +112,8 @@ async def test_a_redis_that_does_not_answer_times_out_the_round_trip_and_drops_t
     batcher = PipelineBatcher(client)
     with pytest.raises(RedisTimeoutError):
         await batcher.submit(lambda pipe: pipe.ping() and 1)
-    assert batcher._connection is not None and not batcher._connection.is_connected
+    assert batcher._connection is None  # dropped: the next round trip takes another (and finds the primary anew)
+    assert not any(conn.is_connected for conn in client.connection_pool._available_connections)
     for writer in accepted:
         writer.close()
     server.close()
