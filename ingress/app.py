@@ -223,7 +223,7 @@ def create_app(
     metrics = IngressMetrics()
     console = Console.build(settings, clock)  # None without an admin token: no /console at all
     if console is not None:
-        extra_routes, observers = [*console.routes(), *extra_routes], [*console.observers(), *observers]
+        extra_routes = [*console.routes(), *extra_routes]
         resources = [console.resource, *resources]
     app = Starlette(
         routes=build_routes(metrics, extra_routes),

@@ -3,8 +3,8 @@
 The script sets the dedupe marker (NX), stores the event body, and enqueues an arq job in arq's own format
 (job key + queue entry), so stock arq workers consume it. In the same step it gives the event its version
 for SPEC rule 8 (occurred_at clamped, and the next acceptance number: `_v` in the ledger), lists it among the
-events that owe calls (`Keys.owed`, for the reconciler), and for a `contact.delete` raises the contact's
-fence. A duplicate (source, id) writes nothing.
+events that owe calls (`Keys.owed`, for the reconciler), notes it as its source's last accepted event (the
+console's overview), and for a `contact.delete` raises the contact's fence. A duplicate (source, id) writes nothing.
 Jobs are JSON (orjson), never pickle: `{"t": try, "f": function, "a": [source, event_id], "k": {}, "et": ms}`.
 """
 
@@ -37,16 +37,17 @@ local version = ARGV[8] .. ':' .. redis.call('INCR', KEYS[5])
 redis.call('HSET', KEYS[6], '_v', version)
 redis.call('EXPIRE', KEYS[6], ARGV[3])
 redis.call('ZADD', KEYS[7], ARGV[7], ARGV[10])
-if KEYS[8] then
+redis.call('HSET', KEYS[8], ARGV[11], ARGV[7] .. '|' .. ARGV[9] .. '|' .. ARGV[12])
+if KEYS[9] then
   local fence = version .. ':' .. ARGV[9]
-  if later(fence, redis.call('HGET', KEYS[8], 'fence')) then redis.call('HSET', KEYS[8], 'fence', fence) end
-  if redis.call('HEXISTS', KEYS[8], '_dl') == 0 then redis.call('EXPIRE', KEYS[8], ARGV[3]) end
+  if later(fence, redis.call('HGET', KEYS[9], 'fence')) then redis.call('HSET', KEYS[9], 'fence', fence) end
+  if redis.call('HEXISTS', KEYS[9], '_dl') == 0 then redis.call('EXPIRE', KEYS[9], ARGV[3]) end
 end
 return 1
 """
-"""KEYS: dedupe marker, event body, arq job, queue, acceptance counter, ledger, owed set, and for a
-contact.delete the contact's order hash. ARGV: dedupe s, body, event TTL s, job, job TTL ms, job id, now ms,
-version ms, event id, owed member."""
+"""KEYS: dedupe marker, event body, arq job, queue, acceptance counter, ledger, owed set, last accepted per
+source, and for a contact.delete the contact's order hash. ARGV: dedupe s, body, event TTL s, job, job TTL ms,
+job id, now ms, version ms, event id, owed member, source, event type."""
 
 
 def owed_member(source: str, event_id: str) -> str:
@@ -89,10 +90,11 @@ class Intake:
         now_ms = int(now * 1000)
         job_id = self.keys.job_id(source, event_id)
         keys = [self.keys.seen(source, event_id), self.keys.event(source, event_id), f"arq:job:{job_id}",
-                self.keys.queue, self.keys.sequence, self.keys.calls(source, event_id), self.keys.owed]
+                self.keys.queue, self.keys.sequence, self.keys.calls(source, event_id), self.keys.owed,
+                self.keys.last_accepted]
         args: list[Any] = [self.dedupe_seconds, body, self.event_ttl, job_bytes(source, event_id, now_ms),
                            self.job_ttl_ms, job_id, now_ms, version_ms(event, now, self.tolerance_seconds),
-                           event_id, owed_member(source, event_id)]
+                           event_id, owed_member(source, event_id), source, str(event.get("type", ""))]
         scope = scope_of(event)
         if event.get("type") == FENCING_TYPE and scope is not None:
             keys.append(self.keys.order(source, scope))

@@ -56,6 +56,11 @@ class Keys:
         return f"{self.namespace}:reconcile"
 
     @property
+    def last_accepted(self) -> str:
+        """Hash source -> `<ms>|<event id>|<type>` of the last event accepted from it (the console's overview)."""
+        return f"{self.namespace}:last-accepted"
+
+    @property
     def replicas_fence(self) -> str:
         """Written by the ingress before each WAIT of `[redis] replicas_ack` (store/batch.py)."""
         return f"{self.namespace}:replicas-fence"

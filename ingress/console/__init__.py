@@ -26,17 +26,17 @@ from starlette.routing import BaseRoute
 
 from config.settings import Settings
 from core.clock import Clock
-from ingress.console.figures import CallHistory, LastAccepted, sampling
+from ingress.console.figures import CallHistory, sampling
 from ingress.console.render import build_templates
 from ingress.console.routes import console_mount
-from ingress.state import IngressState, Observer
+from ingress.state import IngressState
 
 PATH = "/console"
 
 
 class Console:
-    """The console's parts for the ingress app (`build` gives None without an admin token): its mount, its
-    webhook observer, its lifespan resource. Found by its routes at `request.state.console`."""
+    """The console's parts for the ingress app (`build` gives None without an admin token): its mount and its
+    lifespan resource. Found by its routes at `request.state.console`."""
 
     def __init__(self, settings: Settings, clock: Clock, admin_token: str) -> None:
         self.settings = settings
@@ -44,7 +44,6 @@ class Console:
         self.admin_token = admin_token.encode()
         self.templates = build_templates()
         self.history = CallHistory()
-        self.accepted = LastAccepted(clock)
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock) -> Console | None:
@@ -53,9 +52,6 @@ class Console:
 
     def routes(self) -> list[BaseRoute]:
         return [console_mount(PATH, self.admin_token.decode())]
-
-    def observers(self) -> list[Observer]:
-        return [self.accepted.observe]
 
     @contextlib.asynccontextmanager
     async def resource(self, state: IngressState) -> AsyncIterator[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The overview's figures: what Redis holds now, plus two things no store keeps.
 
-- **Last event accepted per source**: seen by this ingress process's webhook observer (a dict write per accepted
-  event, no Redis command), so it covers this process since it started, not the whole fleet.
+- **Last event accepted per source**: written by the intake script itself (`Keys.last_accepted`), so it is the
+  whole fleet's.
 - **Vendor calls by outcome over the last hour**: workers keep only cumulative counters (store.metrics); this
   process reads them once a minute (`CallHistory.sample`, one HGETALL) and keeps 61 readings in memory, so the
   differences give calls per minute and the count since the oldest reading within the hour.
@@ -19,13 +19,12 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core.clock import Clock
-from ingress.state import WebhookResult
 from store.keys import Keys
 from store.metrics import FleetMetrics
 
 MINUTE = 60.0
 HOUR = 3600.0
-OUTCOMES: tuple[str, ...] = ("succeeded", "retrying", "rate_limited", "skipped", "dead")
+OUTCOMES: tuple[str, ...] = ("succeeded", "retrying", "rate_limited", "skipped", "superseded", "dead")
 """The outcomes workers count (store.metrics), in the order the console lists and stacks them."""
 
 Totals = dict[str, int]
@@ -39,23 +38,16 @@ class Accepted:
     at: float
 
 
-class LastAccepted:
-    """The ingress observer that remembers the last event accepted (202) per source, in this process."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self._last: dict[str, tuple[str | None, str | None, float]] = {}
-
-    def observe(self, result: WebhookResult) -> None:
-        # on the webhook hot path: one comparison, one tuple, one dict write
-        if result.outcome == "queued":
-            self._last[result.source] = (result.event_id, result.event_type, self.clock())
-
-    def get(self, source: str) -> Accepted | None:
-        seen = self._last.get(source)
-        if seen is None or seen[0] is None:
-            return None
-        return Accepted(source, seen[0], seen[1], seen[2])
+def last_accepted(raw: Mapping[bytes, bytes]) -> dict[str, Accepted]:
+    """The intake script's `source -> <ms>|<event id>|<type>` hash, read (an unreadable entry is skipped)."""
+    found = {}
+    for field, value in raw.items():
+        ms, _, rest = value.decode(errors="replace").partition("|")
+        event_id, _, event_type = rest.partition("|")
+        if ms.isdigit() and event_id:
+            source = field.decode(errors="replace")
+            found[source] = Accepted(source, event_id, event_type or None, int(ms) / 1000)
+    return found
 
 
 def outcome_totals(fleet: FleetMetrics) -> Totals:
@@ -135,6 +127,7 @@ class Fleet:
     queue_depth: int
     queue_due: int
     calls: Totals
+    accepted: dict[str, Accepted]
 
 
 async def read_fleet(redis: Redis, keys: Keys, now: float) -> Fleet:
@@ -144,6 +137,8 @@ async def read_fleet(redis: Redis, keys: Keys, now: float) -> Fleet:
         pipe.zcard(keys.queue)
         pipe.zcount(keys.queue, "-inf", int(now * 1000))
         pipe.hgetall(keys.metrics)
-        raw_dead, depth, due, raw_metrics = await pipe.execute()
+        pipe.hgetall(keys.last_accepted)
+        raw_dead, depth, due, raw_metrics, raw_accepted = await pipe.execute()
     dead = {k.decode(): int(v) for k, v in raw_dead.items() if int(v) > 0}
-    return Fleet(dict(sorted(dead.items())), int(depth), int(due), outcome_totals(FleetMetrics.parse(raw_metrics)))
+    return Fleet(dict(sorted(dead.items())), int(depth), int(due), outcome_totals(FleetMetrics.parse(raw_metrics)),
+                 last_accepted(raw_accepted))

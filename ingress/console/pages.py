@@ -35,7 +35,7 @@ async def overview(request: Request, console: Console, admin: Admin) -> Response
     return render(console.templates, request, "overview.html", {
         "fleet": fleet, "since": since, "last_hour": last_hour, "outcomes": outcomes, "now": now,
         "chart": calls_chart(console.history.per_minute(now, fleet.calls), now),
-        "sources": [(name, console.accepted.get(name)) for name in sorted(console.settings.sources)],
+        "sources": [(name, fleet.accepted.get(name)) for name in sorted(console.settings.sources)],
     })
 
 

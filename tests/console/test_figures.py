@@ -9,26 +9,28 @@ import pytest
 
 from core.clock import FrozenClock
 from ingress.console.chart import HEIGHT, TOP, BOTTOM, calls_chart, nice_ceiling
-from ingress.console.figures import CallHistory, LastAccepted, difference, outcome_totals, read_fleet, sampling
+from ingress.console.figures import CallHistory, difference, last_accepted, outcome_totals, read_fleet, sampling
 from ingress.console.render import build_templates, excerpt, when
-from ingress.state import WebhookResult
 from store.keys import Keys
 from store.metrics import FleetMetrics
 
 NOW = 1_795_003_600.0
 
 
-def test_last_accepted_remembers_only_new_events_per_source() -> None:
-    clock = FrozenClock(NOW)
-    seen = LastAccepted(clock)
-    seen.observe(WebhookResult("shop", 202, "queued", "evt_1", "signup"))
-    clock.advance(5)
-    for outcome in ("duplicate", "invalid_signature", "unavailable"):
-        seen.observe(WebhookResult("shop", 200, outcome, "evt_other", "signup"))
-    seen.observe(WebhookResult("nope", 404, "unknown_source"))
-    last = seen.get("shop")
-    assert last is not None and (last.event_id, last.event_type, last.at) == ("evt_1", "signup", NOW)
-    assert seen.get("nope") is None and seen.get("never") is None
+async def test_the_intake_script_notes_the_last_event_accepted_per_source(redis_client, settings) -> None:
+    """Fleet-wide: whichever ingress accepted it; a duplicate changes nothing."""
+    from store.intake import Intake
+
+    keys = Keys(settings.namespace)
+    intake = Intake(redis_client, keys, settings.delivery, FrozenClock(NOW))
+    assert await intake.accept("shop", {"id": "evt_1", "type": "signup"}, b"{}")
+    intake.clock = FrozenClock(NOW + 5)
+    assert not await intake.accept("shop", {"id": "evt_1", "type": "signup"}, b"{}")
+    assert await intake.accept("other", {"id": "evt_2", "type": "refund"}, b"{}")
+    seen = last_accepted(await redis_client.hgetall(keys.last_accepted))
+    assert (seen["shop"].event_id, seen["shop"].event_type, seen["shop"].at) == ("evt_1", "signup", NOW)
+    assert (seen["other"].event_id, seen["other"].at) == ("evt_2", NOW + 5)
+    assert last_accepted({b"bad": b"not|a"}) == {}
 
 
 def test_outcome_totals_sum_over_vendors_and_operations() -> None:
