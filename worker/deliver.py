@@ -60,9 +60,6 @@ return 1
 """KEYS: lease, owed set, ledger. ARGV: lease token, owed member, '1' when no call is owed any more, the
 ledger's replay generation the run read (a replay since then owes again: the event stays owed)."""
 
-_BACKGROUND: set[asyncio.Future[Any]] = set()
-"""Lease releases of runs that were cut off, still on their way (a reference, so they are not collected)."""
-
 REDIS_TROUBLE_DEFER = 1.0
 HELD_POLL_FIRST, HELD_POLL_MAX = 0.005, 0.05
 """A call whose scope is held at its vendor looks again after 5 ms, then twice as long each time, up to 50 ms."""
@@ -151,7 +148,7 @@ class EventDelivery:
                 next_due = await self.run_calls(orjson.loads(body), ledger)
         except BaseException:
             # no wait here: a run cut off at its deadline (Redis stalled) must end now; the lease lapses anyway
-            self._background(self.release(token, ledger, owed=True))
+            self._in_background(self.release(token, ledger, owed=True))
             raise
         await self.release(token, ledger, owed=next_due is not None)
         if body is None:
@@ -167,11 +164,10 @@ class EventDelivery:
         args = [token, self.hold_token, "0" if owed else "1", ledger.generation or b""]
         await d.batcher.submit(lambda pipe: queue_script(pipe, d.scripts.release, keys, args))
 
-    @staticmethod
-    def _background(work: Any) -> None:
+    def _in_background(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
-        _BACKGROUND.add(task)
-        task.add_done_callback(_BACKGROUND.discard)
+        self.deps.background.add(task)  # referenced, so it is not collected on its way
+        task.add_done_callback(self.deps.background.discard)
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # failures are the lease's TTL's job
 
     async def run_calls(self, event: dict[str, Any], ledger: Ledger) -> float | None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -50,6 +51,8 @@ class Deps:
     timing: Timing
     scripts: DeliveryScripts
     owns_redis: bool = False
+    background: set[asyncio.Future[Any]] = field(default_factory=set)
+    """Writes left to finish after their run ended (the lease release of a run cut off at its deadline)."""
 
     async def aclose(self) -> None:
         if self.http is not None:
