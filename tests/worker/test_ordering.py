@@ -236,7 +236,9 @@ async def test_fifty_alternating_joins_and_leaves_across_three_workers(make_sett
     contact in flight at one vendor, and the contact ends as the last event says."""
     from tests.worker.conftest import Events
 
-    settings = make_settings(vendors=sandbox.vendor_tables())
+    vendors = sandbox.vendor_tables()
+    vendors["salesmachine"]["rate_per_second"] = 10_000  # its documented 3/s would be all this measures
+    settings = make_settings(vendors=vendors)
     sandbox.state.inject("*", delay=0.005, times=10**6)
     kinds = ["segment.join", "segment.leave"]
     batch = [event_of(kinds[i % 2], at(i), f"evt_alt_{i}", PERSON) for i in range(51)]  # the last is a join
