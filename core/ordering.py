@@ -133,14 +133,3 @@ def version_ms(event: Event, received: float, tolerance_seconds: float) -> int:
         occurred = received
     return int(min(occurred, received + tolerance_seconds) * 1000)
 
-
-def parse_version(raw: str | bytes | None) -> tuple[int, int, str] | None:
-    """`"<ms>:<seq>[:<event id>]"` as (ms, seq, event id); None when absent or unreadable."""
-    if raw is None:
-        return None
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    ms, _, rest = text.partition(":")
-    seq, _, event_id = rest.partition(":")
-    if not ms.isdigit() or not seq.isdigit():
-        return None
-    return int(ms), int(seq), event_id
