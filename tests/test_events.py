@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.events import EVENT_ADAPTER, InvalidEvent, validate_event
+from core import fast_events
+from core.events import _DUPLICATE_REFUSING, EVENT_ADAPTER, InvalidEvent, _contact_problems, _parse
+from core.events import validate_event as _validate_event
 from core.routing import EVENT_TYPES
 
 CONTACT = {"id": "cus_42", "email": "ada@example.com", "phone": "+4400114527199", "first_name": "Ada",
@@ -39,6 +41,27 @@ DATA: dict[str, dict[str, Any]] = {
     "contact.delete": {},
     "ad.performance": AD,
 }
+
+
+def schemas_agree(raw: bytes) -> None:
+    """The msgspec structs (core.fast_events, the hot path) and the pydantic models say the same of this body:
+    every case of this module, the random ones included, goes through both."""
+    try:
+        obj = _parse(raw)
+    except InvalidEvent:
+        return
+    contact_ok = not _contact_problems(obj)
+    try:
+        EVENT_ADAPTER.validate_python(obj)
+        pydantic_says = contact_ok
+    except ValueError:
+        pydantic_says = False
+    assert (fast_events.accepts(obj) and contact_ok) == pydantic_says, (pydantic_says, obj)
+
+
+def validate_event(raw: bytes) -> dict[str, Any]:
+    schemas_agree(raw)
+    return _validate_event(raw)
 
 
 def event(kind: str = "purchase", **changes: Any) -> dict[str, Any]:
@@ -318,3 +341,83 @@ def test_random_json_objects_only_ever_raise_invalid_event(doc: dict[str, Any]) 
         validate_event(json.dumps(doc).encode())
     except InvalidEvent as exc:
         assert exc.details
+
+
+_COLONS = st.text(alphabet=st.sampled_from(':"\\ab\u00e9/\n'), max_size=6)
+"""Strings heavy in what the duplicate-key check counts and what JSON escapes."""
+
+
+def _colon_json() -> st.SearchStrategy[Any]:
+    scalars = st.none() | st.integers(-5, 5) | _COLONS
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_COLONS, inner,
+                                                                                           max_size=3), max_leaves=12)
+
+
+def _refuses_duplicates(body: bytes) -> bool:
+    try:
+        _parse(body)
+    except InvalidEvent as exc:
+        return "duplicate key" in exc.details[0]["problem"]
+    return False
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=st.dictionaries(_COLONS, _colon_json(), min_size=1, max_size=5), ascii_only=st.booleans(),
+       spaced=st.booleans(), duplicate=st.booleans(), data=st.data())
+def test_duplicate_keys_are_found_exactly_where_the_hooked_parse_finds_them(
+        doc: dict[str, Any], ascii_only: bool, spaced: bool, duplicate: bool, data: st.DataObject) -> None:
+    """The colon count of `_parse`'s fast path (bodies without `\\u` escapes) says "duplicate" exactly when the
+    json module's hooked parse does, whatever the strings hold (colons, quotes, backslashes) and however the
+    body is spaced or escaped."""
+    separators = (", ", " : ") if spaced else (",", ":")
+    text = json.dumps(doc, ensure_ascii=ascii_only, separators=separators)
+    if duplicate:
+        key = data.draw(st.sampled_from(sorted(doc)))
+        again = json.dumps({key: data.draw(_colon_json())}, ensure_ascii=ascii_only, separators=separators)
+        text = again[:-1] + separators[0] + text[1:]
+    try:
+        _DUPLICATE_REFUSING.decode(text)
+        hooked = False
+    except ValueError:
+        hooked = True
+    assert _refuses_duplicates(text.encode()) == hooked == duplicate
+
+
+@pytest.mark.parametrize(("body", "duplicate"), [
+    (b'{"a":"x:y","a":1}', True),
+    (b'{"a":1,"a":"x:y"}', True),
+    (b'{"a":1,"b":"\\":"}', False),
+    (b'{"a" :1,"a" :2,"x":"\\":"}', True),
+    (b'{"a":{"b":1,"b":2}}', True),
+    (b'{"a":[{"b":1},{"b":2}]}', False),
+    (b'{"a":1,"\\u0061":2}', True),
+    (b'{"a":"\\u003a","a":"\\u003a"}', True),
+    (b'{"a":"\\u003a","b":"::"}', False),
+])
+def test_duplicate_keys_by_hand(body: bytes, duplicate: bool) -> None:
+    assert _refuses_duplicates(body) == duplicate
+
+
+def test_real_time_is_parse_rfc3339_on_every_boundary() -> None:
+    """`event_fields.real_time` (both validators' check) says yes exactly where the clock's parser reads a time,
+    for every string of the RFC 3339 pattern built from the components' boundary values."""
+    import itertools
+
+    from core import event_fields
+    from core.clock import parse_rfc3339
+
+    def parses(value: str) -> bool:
+        try:
+            parse_rfc3339(value)
+        except ValueError:
+            return False
+        return True
+
+    parts = itertools.product(["0001", "2024", "2026", "9999"], ["00", "01", "02", "12", "13"],
+                              ["00", "28", "29", "30", "31", "32"], ["T", "t", " "], ["00", "23", "24"],
+                              ["59", "60"], ["59", "60"], ["", ".1", ".123456789"],
+                              ["Z", "z", "+00:00", "-23:59", "+24:00", "+05:60"])
+    for y, mo, d, sep, h, mi, s, frac, tz in parts:
+        value = f"{y}-{mo}-{d}{sep}{h}:{mi}:{s}{frac}{tz}"
+        assert event_fields.RFC3339.fullmatch(value)
+        assert event_fields.real_time(value) == parses(value), value
