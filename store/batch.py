@@ -11,7 +11,8 @@ client closes it), with one deadline for the whole round trip: redis-py's own `P
 connection from the pool and polls it for stray data every time, and arms a timer for every single reply, which
 together cost more than the commands themselves. The batcher polls its connection (and reconnects when Redis
 closed it, after a restart, say) only after `idle_check_seconds` without a round trip: under load, never. The
-pipeline object is still redis-py's, for queueing commands and decoding their replies; connection errors are
+pipeline object is still redis-py's, for queueing commands and decoding their replies (the commands are packed
+by store/resp.py, the same bytes for a fifth of the cost); connection errors are
 retried exactly as the client's pipelines are (its `retry` and `retry_on_error`): the worker's patient client
 rides out a restart, the ingress's answers at once.
 
@@ -57,6 +58,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from store.resp import pack_commands
 
 Queue = Callable[[Pipeline], int]
 """Adds commands to a pipeline and returns how many it added."""
@@ -260,7 +263,7 @@ class PipelineBatcher:
             await self.redis.connection_pool.ensure_connection(self._connection)  # closed while idle: reconnect
         conn = self._connection
         self._last_round_trip = now
-        packed = conn.pack_commands([args for args, _ in pipe.command_stack])
+        packed = pack_commands([args for args, _ in pipe.command_stack], conn.encoder)
 
         async def attempt() -> list[Any]:
             try:
