@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -25,8 +26,24 @@ def redact(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     return event_dict
 
 
+def render(logger: Any, method_name: str, event_dict: dict[str, Any]) -> bytes:
+    """The level, the time, redaction, a traceback when there is one, and the JSON line, in one processor.
+
+    The same line as the chain `add_log_level, TimeStamper(fmt="iso", utc=True), redact, format_exc_info,
+    JSONRenderer(orjson.dumps)`, for a third less of a line's cost: structlog's price is per processor called
+    (bench/README.md), and every webhook and every vendor call writes a line. orjson writes the time as the
+    stamper does (RFC 3339, UTC, `Z`)."""
+    structlog.processors.add_log_level(logger, method_name, event_dict)
+    event_dict["timestamp"] = datetime.now(UTC)
+    redact(logger, method_name, event_dict)
+    if "exc_info" in event_dict:
+        structlog.processors.format_exc_info(logger, method_name, event_dict)
+    return orjson.dumps(event_dict, default=repr, option=orjson.OPT_UTC_Z)
+
+
 def configure_logging(level: int = logging.INFO) -> None:
-    """Set the structlog chain of structlog's performance guide, and send stdlib logs (arq, uvicorn) through it."""
+    """Set the structlog chain of structlog's performance guide (bytes straight to stdout, loggers cached), with
+    the rendering in one processor (`render`), and send stdlib logs (arq, uvicorn) through the same steps."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -36,8 +53,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     structlog.configure(
         cache_logger_on_first_use=True,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        processors=[*shared, structlog.processors.format_exc_info,
-                    structlog.processors.JSONRenderer(serializer=orjson.dumps)],
+        processors=[structlog.contextvars.merge_contextvars, render],
         logger_factory=structlog.BytesLoggerFactory(sys.stdout.buffer),
     )
     handler = logging.StreamHandler(sys.stdout)

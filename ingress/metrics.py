@@ -8,6 +8,7 @@ system, however many workers run and wherever they run. Each app has its own reg
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -32,12 +33,19 @@ class IngressMetrics:
             "sluice_ingress_request_seconds", "Time to answer a webhook request.", registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
         )
+        self._counts: dict[tuple[str, str, str], Any] = {}
+        """The labelled counters, by labels: `labels()` checks and locks on every call. Bounded like the
+        label set itself (configured sources, event types, outcomes)."""
 
     def observe(self, result: WebhookResult) -> None:
         """The ingress's observer: one count per webhook request. An unknown source is counted as "unknown",
         so a stranger cannot grow the label set."""
         source = "unknown" if result.outcome == "unknown_source" else result.source
-        self.events.labels(source, result.event_type or "unknown", result.outcome or "unknown").inc()
+        labels = (source, result.event_type or "unknown", result.outcome or "unknown")
+        count = self._counts.get(labels)
+        if count is None:
+            count = self._counts[labels] = self.events.labels(*labels)
+        count.inc()
         self.request_seconds.observe(result.duration_ms / 1000)
 
     def render_local(self) -> bytes:

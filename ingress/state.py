@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from config.settings import Settings
 from core.clock import Clock
 from core.signatures import Verifier
+from ingress.deadlines import BodyDeadlines
 from store.keys import Keys
 
 
@@ -50,6 +51,11 @@ class IngressState:
     clock: Clock
     log: Any
     observers: Sequence[Observer] = field(default_factory=tuple)
+    body_deadlines: BodyDeadlines = field(init=False)
+    """The body-read deadline (`[ingress] body_timeout_seconds`), built from the settings."""
+
+    def __post_init__(self) -> None:
+        self.body_deadlines = BodyDeadlines(self.settings.ingress.body_timeout_seconds)
 
     @property
     def max_body_bytes(self) -> int:

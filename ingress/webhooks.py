@@ -13,7 +13,6 @@ Other methods on the same path, and every other route, go through Starlette as u
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -24,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import VerificationError
 from core.events import InvalidEvent, validate_event
+from ingress.deadlines import BodyDeadlines
 from ingress.responses import accepted, error, error_with_detail
 from ingress.state import IngressState, WebhookResult
 
@@ -52,10 +52,10 @@ def declared_too_large(content_length: str | None, limit: int) -> bool:
     return int(content_length) > limit
 
 
-async def read_body(receive: Receive, limit: int, timeout: float | None = None) -> bytes | None:
+async def read_body(receive: Receive, limit: int, deadlines: BodyDeadlines) -> bytes | None:
     """The whole body, or None as soon as more than `limit` bytes arrived (the rest is never read).
-    TimeoutError when the whole body has not arrived within `timeout` seconds."""
-    async with asyncio.timeout(timeout):
+    TimeoutError when the whole body has not arrived within the deadlines' timeout."""
+    async with deadlines.read():
         return await _read_body(receive, limit)
 
 
@@ -104,7 +104,7 @@ async def _handle(headers: dict[str, str], receive: Receive, state: IngressState
     if declared_too_large(headers.get("content-length"), limit):
         return _reject(result, 413, "payload_too_large", "content-length")
     try:
-        body = await read_body(receive, limit, state.settings.ingress.body_timeout_seconds)
+        body = await read_body(receive, limit, state.body_deadlines)
     except TimeoutError:
         response = _reject(result, 408, "request_timeout")
         response.headers["connection"] = "close"  # else the server waits on for the rest of the body
