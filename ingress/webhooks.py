@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from core.errors import VerificationError
 from core.events import InvalidEvent, validate_event
 from ingress.deadlines import BodyDeadlines
-from ingress.responses import accepted, error, error_with_detail
+from ingress.responses import Accepted, accepted, error, error_with_detail
 from ingress.state import IngressState, WebhookResult
 
 PREFIX = "/webhooks/"
@@ -86,15 +86,16 @@ def _reject(result: WebhookResult, status: int, code: str, reason: str | None = 
 
 
 def header_map(scope: Scope) -> dict[str, str]:
-    """The request headers by lower-case name, latin-1 decoded as servers do; of a repeated header, the first."""
+    """The request headers by name, latin-1 decoded as servers do; of a repeated header, the first. ASGI servers
+    give the names in lower case already (the ASGI spec requires it)."""
     headers: dict[str, str] = {}
     for name, value in scope["headers"]:
-        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+        headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
     return headers
 
 
 async def _handle(headers: dict[str, str], receive: Receive, state: IngressState,
-                  result: WebhookResult) -> Response:
+                  result: WebhookResult) -> Response | Accepted:
     verifier = state.verifiers.get(result.source)
     if verifier is None:
         return _reject(result, 404, "unknown_source")

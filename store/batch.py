@@ -59,7 +59,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ReadOnlyError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from store.resp import pack_commands
+from store.resp import PackedCommand, pack_commands
 
 Queue = Callable[[Pipeline], int]
 """Adds commands to a pipeline and returns how many it added."""
@@ -299,6 +299,13 @@ class PipelineBatcher:
         for i, reply in zip(missing, await self._acknowledged_round_trip(again), strict=True):
             replies[i] = reply
         return replies
+
+
+def queue_packed(pipe: Pipeline, script: Any, command: PackedCommand) -> int:
+    """Add a script's EVALSHA packed ahead (store/resp.py's Template) to a pipeline, like `queue_script`."""
+    _SCRIPTS[script.sha] = script.script
+    pipe.command_stack.append((command, {}))
+    return 1
 
 
 def queue_script(pipe: Pipeline, script: Any, keys: list[str], args: list[Any]) -> int:

@@ -19,9 +19,10 @@ from redis.asyncio import Redis
 from config.settings import DeliverySettings
 from core.clock import Clock, system_clock
 from core.ordering import FENCING_TYPE, scope_of, version_ms
-from store.batch import PipelineBatcher, WaitReplicas, queue_script
+from store.batch import PipelineBatcher, WaitReplicas, queue_packed
 from store.keys import Keys
 from store.order import LATER_LUA
+from store.resp import PackedCommand, Template
 
 DELIVER = "deliver"
 """The arq function name of the per-event delivery job."""
@@ -114,8 +115,22 @@ class BatchingIntake(Intake):
                  tolerance_seconds: float = 300, wait_replicas: WaitReplicas | None = None) -> None:
         super().__init__(redis, keys, delivery, clock, tolerance_seconds=tolerance_seconds)
         self.batcher = PipelineBatcher(redis, wait_replicas=wait_replicas)
+        self._templates: dict[int, Template] = {}
+        """The accept script's command by number of keys (with or without the fence), its constant places (the
+        script, the shared keys, the TTLs) packed once: `accept_command`."""
+
+    def accept_command(self, source: str, event: Mapping[str, Any], body: bytes) -> PackedCommand:
+        """The accept script's EVALSHA, packed: the same bytes as redis-py's packing of `accept_args`."""
+        keys, args = self.accept_args(source, event, body)
+        command = ["EVALSHA", self._accept.sha, len(keys), *keys, *args]
+        template = self._templates.get(len(keys))
+        if template is None:
+            first_arg = 3 + len(keys)
+            constant = {0, 1, 2, 3 + 3, 3 + 4, 3 + 6, 3 + 7, first_arg, first_arg + 2, first_arg + 4}
+            template = self._templates[len(keys)] = Template(command, constant, self.redis.connection_pool.get_encoder())
+        return template.pack(command)
 
     async def accept(self, source: str, event: Mapping[str, Any], body: bytes) -> bool:
-        keys, args = self.accept_args(source, event, body)
-        [stored] = await self.batcher.submit(lambda pipe: queue_script(pipe, self._accept, keys, args))
+        command = self.accept_command(source, event, body)
+        [stored] = await self.batcher.submit(lambda pipe: queue_packed(pipe, self._accept, command))
         return bool(stored)

@@ -10,7 +10,7 @@ redis-py's DataError) take redis-py's own path. tests/store/test_resp.py compare
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from redis._parsers.encoders import Encoder
@@ -23,6 +23,9 @@ def pack_commands(commands: Iterable[Sequence[Any]], encoder: Encoder) -> bytes:
     add = out.append
     encoding, errors = encoder.encoding, encoder.encoding_errors
     for command in commands:
+        if type(command) is PackedCommand:
+            add(command.resp)
+            continue
         first = command[0]
         name = first.encode().split() if isinstance(first, str) else first.split() if b" " in first else [first]
         args = (*name, *command[1:]) if len(name) > 1 else command
@@ -39,3 +42,48 @@ def pack_commands(commands: Iterable[Sequence[Any]], encoder: Encoder) -> bytes:
                 value = bytes(encoder.encode(arg))  # float, memoryview, subclasses; DataError for the rest
             add(b"$%d\r\n%b\r\n" % (len(value), value))
     return b"".join(out)
+
+
+class PackedCommand(tuple):  # type: ignore[type-arg]
+    """A command packed ahead (`resp`), queued in a pipeline like any other: the tuple holds its leading words
+    (name, script SHA), which is all the reply parser and a NOSCRIPT reload read of it."""
+
+    resp: bytes
+
+
+def packed(words: tuple[Any, ...], resp: bytes) -> PackedCommand:
+    command = PackedCommand(words)
+    command.resp = resp
+    return command
+
+
+class Template:
+    """A command whose arguments at some places are the same every time: those are packed once, here, from a
+    sample of the command; `pack` packs a command of the same layout into the bytes `pack_commands` would make
+    of it, encoding only the other places (the values at the constant places are taken to be the sample's)."""
+
+    def __init__(self, sample: Sequence[Any], constant: Collection[int], encoder: Encoder) -> None:
+        self.fixed = [pack_commands([[b"-", value]], encoder)[len(b"*2\r\n$1\r\n-\r\n"):] if i in constant else None
+                      for i, value in enumerate(sample)]
+        self.head = b"*%d\r\n" % len(sample)
+        self.encoder = encoder
+
+    def pack(self, command: Sequence[Any]) -> PackedCommand:
+        out = [self.head]
+        add = out.append
+        encoding, errors = self.encoder.encoding, self.encoder.encoding_errors
+        for piece, arg in zip(self.fixed, command, strict=True):
+            if piece is not None:
+                add(piece)
+                continue
+            kind = type(arg)
+            if kind is bytes:
+                value = arg
+            elif kind is str:
+                value = arg.encode(encoding, errors)
+            elif kind is int:
+                value = b"%d" % arg
+            else:
+                value = bytes(self.encoder.encode(arg))
+            add(b"$%d\r\n%b\r\n" % (len(value), value))
+        return packed(tuple(command[:2]), b"".join(out))

@@ -51,3 +51,27 @@ async def test_scripts_survive_a_redis_restart(settings) -> None:
         await client.script_flush()
         assert await intake.accept("shopfront", {"id": "b"}, BODY)
         await client.aclose()
+
+
+def test_the_packed_accept_is_what_redis_py_would_send(redis_client, settings) -> None:
+    """BatchingIntake packs its script call from a template (the constant places once): the bytes are exactly
+    redis-py's packing of `accept_args`, for events with and without a contact's fence, whatever their text."""
+    from redis.asyncio.connection import Connection
+
+    from store.resp import PackedCommand
+
+    intake = BatchingIntake(redis_client, Keys(settings.namespace), settings.delivery, FrozenClock(1_795_000_000.0))
+    events = [
+        {"id": "evt_1", "type": "purchase", "occurred_at": "2026-11-24T10:00:00Z", "contact": {"id": "c1"}},
+        {"id": "evt_2", "type": "contact.delete", "occurred_at": "2026-11-24T10:00:01Z", "contact": {"id": "ü 7"}},
+        {"id": "evt_3", "type": "segment.delete", "data": {"segment": {"id": 4}}},
+        {"id": "evt_4", "type": "contact.delete", "contact": {"id": 12}},
+        {"id": "evt_5", "type": "signup", "contact": {"id": "c1"}},
+    ]
+    for event in events:
+        body = orjson.dumps({**event, "note": "é"})
+        command = intake.accept_command("shopfront", event, body)
+        keys, args = intake.accept_args("shopfront", event, body)
+        expected = b"".join(Connection().pack_commands([["EVALSHA", intake._accept.sha, len(keys), *keys, *args]]))
+        assert isinstance(command, PackedCommand) and command.resp == expected
+        assert command[:2] == ("EVALSHA", intake._accept.sha)
