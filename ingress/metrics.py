@@ -7,10 +7,10 @@ system, however many workers run and wherever they run. Each app has its own reg
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
@@ -22,31 +22,32 @@ from store.metrics import BUCKETS, FleetMetrics, bucket_label
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+"""`sluice_ingress_request_seconds` buckets (upper bounds, inclusive; +Inf after them)."""
+
+
 class IngressMetrics:
+    """The ingress's own counters, kept as plain numbers and turned into Prometheus families at scrape time
+    (`_Local`): a webhook adds to a dict entry and a bucket, where prometheus-client's labelled Counter and
+    Histogram take a lock and check their labels on every request (bench/README.md)."""
+
     def __init__(self) -> None:
+        self.events: dict[tuple[str, str, str], int] = {}
+        """Webhook requests by (source, event type, outcome)."""
+        self.buckets = [0] * (len(REQUEST_BUCKETS) + 1)
+        self.seconds_sum = 0.0
         self.registry = CollectorRegistry(auto_describe=True)
-        self.events = Counter(
-            "sluice_events_received", "Webhook requests by source, event type and outcome "
-            "(queued, duplicate, or the rejection reason).", ["source", "type", "outcome"], registry=self.registry,
-        )
-        self.request_seconds = Histogram(
-            "sluice_ingress_request_seconds", "Time to answer a webhook request.", registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-        )
-        self._counts: dict[tuple[str, str, str], Any] = {}
-        """The labelled counters, by labels: `labels()` checks and locks on every call. Bounded like the
-        label set itself (configured sources, event types, outcomes)."""
+        self.registry.register(_Local(self))
 
     def observe(self, result: WebhookResult) -> None:
         """The ingress's observer: one count per webhook request. An unknown source is counted as "unknown",
         so a stranger cannot grow the label set."""
         source = "unknown" if result.outcome == "unknown_source" else result.source
         labels = (source, result.event_type or "unknown", result.outcome or "unknown")
-        count = self._counts.get(labels)
-        if count is None:
-            count = self._counts[labels] = self.events.labels(*labels)
-        count.inc()
-        self.request_seconds.observe(result.duration_ms / 1000)
+        self.events[labels] = self.events.get(labels, 0) + 1
+        seconds = result.duration_ms / 1000
+        self.buckets[bisect_left(REQUEST_BUCKETS, seconds)] += 1
+        self.seconds_sum += seconds
 
     def render_local(self) -> bytes:
         return generate_latest(self.registry)
@@ -63,6 +64,26 @@ class IngressMetrics:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(snapshot)
         return generate_latest(self.registry) + generate_latest(registry)
+
+
+class _Local(Collector):
+    def __init__(self, metrics: IngressMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        events = CounterMetricFamily("sluice_events_received", "Webhook requests by source, event type and "
+                                     "outcome (queued, duplicate, or the rejection reason).",
+                                     labels=["source", "type", "outcome"])
+        for labels, count in sorted(self.metrics.events.items()):
+            events.add_metric(list(labels), count)
+        yield events
+        running, cumulative = 0, []
+        for le, count in zip((*map(str, REQUEST_BUCKETS), "+Inf"), self.metrics.buckets, strict=True):
+            running += count
+            cumulative.append((le, running))
+        seconds = HistogramMetricFamily("sluice_ingress_request_seconds", "Time to answer a webhook request.")
+        seconds.add_metric([], cumulative, self.metrics.seconds_sum)
+        yield seconds
 
 
 class _Snapshot(Collector):

@@ -55,8 +55,7 @@ def declared_too_large(content_length: str | None, limit: int) -> bool:
 async def read_body(receive: Receive, limit: int, deadlines: BodyDeadlines) -> bytes | None:
     """The whole body, or None as soon as more than `limit` bytes arrived (the rest is never read).
     TimeoutError when the whole body has not arrived within the deadlines' timeout."""
-    async with deadlines.read():
-        return await _read_body(receive, limit)
+    return await deadlines.read_within(_read_body(receive, limit))
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

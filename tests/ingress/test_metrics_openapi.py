@@ -64,3 +64,22 @@ async def test_every_other_route_logs_one_line(client) -> None:
             assert (await client.get(path)).status_code == 200
     lines = [(x["event"], x["path"], x["status"]) for x in logs]
     assert lines == [("request", p, 200) for p in ("/healthz", "/readyz", "/metrics", "/openapi.json")]
+
+
+def test_request_seconds_buckets_are_inclusive_and_cumulative() -> None:
+    """The ingress's histogram, kept as plain counts: a value on a bound counts in that bucket, as Prometheus's
+    `le` says; buckets are cumulative and +Inf holds every observation."""
+    from ingress.metrics import IngressMetrics
+    from ingress.state import WebhookResult
+
+    metrics = IngressMetrics()
+    for ms in (0.5, 1.0, 2.5, 999.0, 5000.0):
+        metrics.observe(WebhookResult(source="s", status=202, outcome="queued", event_type="signup", duration_ms=ms))
+    found = samples(metrics.render_local().decode())
+    bucket = "sluice_ingress_request_seconds_bucket"
+    assert found[(bucket, (("le", "0.001"),))] == 2
+    assert found[(bucket, (("le", "0.0025"),))] == 3
+    assert found[(bucket, (("le", "1.0"),))] == 4
+    assert found[(bucket, (("le", "+Inf"),))] == 5
+    assert found[("sluice_ingress_request_seconds_count", ())] == 5
+    assert found[("sluice_events_received_total", (("outcome", "queued"), ("source", "s"), ("type", "signup")))] == 5
