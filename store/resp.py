@@ -58,24 +58,31 @@ def packed(words: tuple[Any, ...], resp: bytes) -> PackedCommand:
 
 
 class Template:
-    """A command whose arguments at some places are the same every time: those are packed once, here, from a
-    sample of the command; `pack` packs a command of the same layout into the bytes `pack_commands` would make
-    of it, encoding only the other places (the values at the constant places are taken to be the sample's)."""
+    """A command whose arguments at some places are the same every time: a sample of the command is turned,
+    once, into one bytes format with the constant places written out and `$%d\r\n%b\r\n` at the others, so
+    that `pack` is one `%` of the other places' values (one C call, not a Python step per argument). The bytes
+    are those `pack_commands` makes of the command (the values at the constant places are taken to be the
+    sample's)."""
 
     def __init__(self, sample: Sequence[Any], constant: Collection[int], encoder: Encoder) -> None:
-        self.fixed = [pack_commands([[b"-", value]], encoder)[len(b"*2\r\n$1\r\n-\r\n"):] if i in constant else None
-                      for i, value in enumerate(sample)]
-        self.head = b"*%d\r\n" % len(sample)
+        pieces = [b"*%d\r\n" % len(sample)]
+        self.places: list[int] = []
+        for i, value in enumerate(sample):
+            if i in constant:
+                packed_value = pack_commands([[b"-", value]], encoder)[len(b"*2\r\n$1\r\n-\r\n"):]
+                pieces.append(packed_value.replace(b"%", b"%%"))
+            else:
+                pieces.append(b"$%d\r\n%b\r\n")
+                self.places.append(i)
+        self.format = b"".join(pieces)
         self.encoder = encoder
 
     def pack(self, command: Sequence[Any]) -> PackedCommand:
-        out = [self.head]
-        add = out.append
+        values: list[Any] = []
+        add = values.append
         encoding, errors = self.encoder.encoding, self.encoder.encoding_errors
-        for piece, arg in zip(self.fixed, command, strict=True):
-            if piece is not None:
-                add(piece)
-                continue
+        for i in self.places:
+            arg = command[i]
             kind = type(arg)
             if kind is bytes:
                 value = arg
@@ -85,5 +92,6 @@ class Template:
                 value = b"%d" % arg
             else:
                 value = bytes(self.encoder.encode(arg))
-            add(b"$%d\r\n%b\r\n" % (len(value), value))
-        return packed(tuple(command[:2]), b"".join(out))
+            add(len(value))
+            add(value)
+        return packed(tuple(command[:2]), self.format % tuple(values))
