@@ -108,7 +108,7 @@ def main() -> None:
         if "naive" in by:
             out.update(naive_rps=by["naive"][1], naive_p99_ms=by["naive"][3], naive_ratio=by["naive"][5])
         if "sluice" in by:
-            out.update(ratio=by["sluice"][5], target_ratio=0.75, target_p99_ms=15.0)
+            out.update(ratio=by["sluice"][5], target_ratio=0.5, target_p99_ms=15.0)
         if "sluice_ack1" in by and "sluice" in by:
             ack = [a["rps"] / s["rps"] for a, s in zip(results["sluice_ack1"], results["sluice"], strict=True)]
             out.update(ack1_rps=by["sluice_ack1"][1], ack1_p50_ms=by["sluice_ack1"][2],
