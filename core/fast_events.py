@@ -1,17 +1,20 @@
 """The hot path of event validation: the schema of `core.events` as msgspec structs, checked in one compiled pass.
 
 `accepts(obj)` says only whether a parsed JSON object is a valid event of SPEC section 4; it never names a bad
-field. `core.events.validate_event` asks it first and returns at once on yes (about a tenth of pydantic's cost
+field. `core.events.validate_event` asks it first and returns at once on yes (about half of pydantic's cost
 for a purchase, bench/README.md); on no, the pydantic models decide and name every bad field. So a wrong "no"
 here costs time, never an answer; a wrong "yes" would let a bad event in, which is why both schemas take their
 rules from `core.event_fields` and `tests/test_events.py` runs every one of its cases, and hypothesis's random
 ones, through both, failing on any disagreement.
 
+msgspec is given the object orjson parsed, never the body: it would keep the last of duplicate keys silently
+(as orjson does) and take a `\u0000` as any character, so refusing those stays `core.events._parse`'s job, and
+its tagged-union conversion of a dict costs five times the struct's own (the struct is looked up by `type`).
+
 The structs mirror the models field by field: strict types (no "12" for 12, no 12.0 or true for an integer),
 unknown fields ignored (the caller keeps the object as sent), one struct per `type`. Patterns are checked by
 msgspec itself; the real-date checks that a pattern cannot make run in `__post_init__`, with the same
-functions the models use. The contact rule
-(email or phone) is `core.events`'s, applied after either.
+functions the models use. The contact rule (email or phone) is `core.events`'s, applied after either.
 """
 
 from __future__ import annotations
