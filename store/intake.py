@@ -125,9 +125,12 @@ class BatchingIntake(Intake):
         command = ["EVALSHA", self._accept.sha, len(keys), *keys, *args]
         template = self._templates.get(len(keys))
         if template is None:
-            first_arg = 3 + len(keys)
-            constant = {0, 1, 2, 3 + 3, 3 + 4, 3 + 6, 3 + 7, first_arg, first_arg + 2, first_arg + 4}
-            template = self._templates[len(keys)] = Template(command, constant, self.redis.connection_pool.get_encoder())
+            key, arg = 3, 3 + len(keys)  # where KEYS and ARGV start in the command (see ACCEPT_LUA's list)
+            constant = {0, 1, 2,  # EVALSHA, the script's SHA, the number of keys
+                        key + 3, key + 4, key + 6, key + 7,  # queue, acceptance counter, owed set, last accepted
+                        arg, arg + 2, arg + 4}  # dedupe s, event TTL s, job TTL ms
+            encoder = self.redis.connection_pool.get_encoder()
+            template = self._templates[len(keys)] = Template(command, constant, encoder)
         return template.pack(command)
 
     async def accept(self, source: str, event: Mapping[str, Any], body: bytes) -> bool:
