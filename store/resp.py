@@ -30,7 +30,7 @@ def pack_commands(commands: Iterable[Sequence[Any]], encoder: Encoder) -> bytes:
         name = first.encode().split() if isinstance(first, str) else first.split() if b" " in first else [first]
         args = (*name, *command[1:]) if len(name) > 1 else command
         add(b"*%d\r\n" % len(args))
-        for arg in args:
+        for arg in args:  # the same step as Template.pack's (tests/store/test_resp.py holds them together)
             kind = type(arg)
             if kind is bytes:
                 value = arg

@@ -42,3 +42,18 @@ def test_a_large_body_and_another_encoding() -> None:
 def test_what_redis_py_refuses_is_refused(bad: Any) -> None:
     with pytest.raises(DataError):
         ours([["SET", "k", bad]])
+
+
+@settings(max_examples=200, deadline=None)
+@given(command=st.lists(st.binary(max_size=30) | st.text(max_size=15) | st.integers(), min_size=2, max_size=12),
+       data=st.data())
+def test_a_template_packs_what_pack_commands_packs(command: list[Any], data: st.DataObject) -> None:
+    """Template.pack encodes its variable places with its own copy of pack_commands' per-argument step (one
+    function call per argument would cost more than the step): the bytes must stay the same."""
+    from store.resp import Template
+
+    command = ["EVALSHA", *command]
+    constant = data.draw(st.sets(st.integers(0, len(command) - 1)))
+    encoder = Connection().encoder
+    template = Template(command, constant, encoder)
+    assert template.pack(command).resp == pack_commands([command], encoder) == redis_py([command])
