@@ -3,9 +3,10 @@
 A body is parsed by orjson (strict: UTF-8 only, no BOM, no NaN, no lone surrogates, bounded depth), checked
 for duplicate keys and NUL characters, then validated: first by msgspec's compiled structs (`core.fast_events`,
 the hot path, yes or no), and when they say no by one pydantic TypeAdapter (a discriminated union on `type`)
-built at import, which has the last word and names the bad fields. Unknown fields are kept and ignored, and the caller gets back the parsed JSON object
-itself, never a re-dump with defaults. Every problem found is reported, one entry per bad field, as
-`{"field": "data.order.amount_cents", "problem": "..."}`; list positions appear as numbers in the path.
+built at import, which has the last word and names the bad fields. Unknown fields are kept and ignored, and
+the caller gets back the parsed JSON object itself, never a re-dump with defaults. Every problem found is
+reported, one entry per bad field, as `{"field": "data.order.amount_cents", "problem": "..."}`; list positions
+appear as numbers in the path.
 
 Imports only pydantic, msgspec, orjson and the rest of `core`.
 """
@@ -358,7 +359,8 @@ def _same_colons(body: bytes, obj: dict[str, Any]) -> bool:
     character of a string, and orjson's output has exactly the same: one separator per key it kept, and every
     string it kept as it was. So the body has more colons than orjson's dump of what it parsed exactly when some
     keys were dropped (a duplicate's pair, and the colons of its value with it), and the same number otherwise.
-    False also when orjson cannot write the object back (nested deeper than it writes): the hooked parse decides."""
+    False also when orjson cannot write the object back (nested deeper than it writes): the hooked parse
+    decides."""
     try:
         again = orjson.dumps(obj)
     except orjson.JSONEncodeError:
