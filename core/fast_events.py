@@ -47,10 +47,6 @@ Day = Annotated[str, Meta(pattern=fields.anchored(fields.DATE))]
 DateLike = Annotated[str, Meta(pattern=fields.anchored(fields.DATE_LIKE))]
 
 
-class _Struct(msgspec.Struct):
-    """kw_only on every struct (msgspec applies it per class): required fields may follow optional ones."""
-
-
 def _dates(*values: str | None) -> None:
     """The real-date checks a pattern cannot make (the patterns are the fields' types)."""
     for value in values:
@@ -58,16 +54,18 @@ def _dates(*values: str | None) -> None:
             raise ValueError("not a real date")
 
 
+# kw_only on every struct (msgspec applies it per class, not to subclasses): required fields may follow optional ones
+
 # ---- parts -----------------------------------------------------------------------------------------------
 
 
-class Account(_Struct, kw_only=True):
+class Account(msgspec.Struct, kw_only=True):
     id: EntityId
     name: str | None = None
     domain: str | None = None
 
 
-class Contact(_Struct, kw_only=True):
+class Contact(msgspec.Struct, kw_only=True):
     id: EntityId
     email: Email | None = None
     phone: Phone | None = None
@@ -78,14 +76,14 @@ class Contact(_Struct, kw_only=True):
     custom_fields: dict[str, Any] | None = None
 
 
-class Item(_Struct, kw_only=True):
+class Item(msgspec.Struct, kw_only=True):
     product_id: EntityId
     name: str | None = None
     quantity: Count | None = None
     amount_cents: Cents
 
 
-class Order(_Struct, kw_only=True):
+class Order(msgspec.Struct, kw_only=True):
     id: EntityId
     amount_cents: Cents
     paid_cents: Cents | None = None
@@ -98,7 +96,7 @@ class Order(_Struct, kw_only=True):
         _dates(self.created_at)
 
 
-class Subscription(_Struct, kw_only=True):
+class Subscription(msgspec.Struct, kw_only=True):
     id: EntityId
     product_id: EntityId | None = None
     amount_cents: Cents | None = None
@@ -114,23 +112,23 @@ class Subscription(_Struct, kw_only=True):
         _dates(self.start_date, self.last_bill_date, self.trial_end_date, self.end_date)
 
 
-class NamedRef(_Struct, kw_only=True):
+class NamedRef(msgspec.Struct, kw_only=True):
     id: EntityId
     name: str | None = None
 
 
-class Segment(_Struct, kw_only=True):
+class Segment(msgspec.Struct, kw_only=True):
     id: EntityId
     name: Name
 
 
-class Criterion(_Struct, kw_only=True):
+class Criterion(msgspec.Struct, kw_only=True):
     field: Name
     op: Name
     value: Any = None
 
 
-class SegmentDefinition(_Struct, kw_only=True):
+class SegmentDefinition(msgspec.Struct, kw_only=True):
     id: EntityId
     name: Name
     order: Count | None = None
@@ -138,46 +136,46 @@ class SegmentDefinition(_Struct, kw_only=True):
     criteria: list[Criterion] | None = None
 
 
-class SegmentRef(_Struct, kw_only=True):
+class SegmentRef(msgspec.Struct, kw_only=True):
     id: EntityId
 
 
 # ---- data of each type -----------------------------------------------------------------------------------
 
 
-class NoData(_Struct, kw_only=True):
+class NoData(msgspec.Struct, kw_only=True):
     pass
 
 
-class PurchaseData(_Struct, kw_only=True):
+class PurchaseData(msgspec.Struct, kw_only=True):
     order: Order
     subscription: Subscription | None = None
 
 
-class RefundData(_Struct, kw_only=True):
+class RefundData(msgspec.Struct, kw_only=True):
     order: Order
 
 
-class ChurnData(_Struct, kw_only=True):
+class ChurnData(msgspec.Struct, kw_only=True):
     reason: Slug | None = None
     comment: str | None = None
     mrr_cents: Cents | None = None
     subscription: Subscription | None = None
 
 
-class SegmentData(_Struct, kw_only=True):
+class SegmentData(msgspec.Struct, kw_only=True):
     segment: Segment
 
 
-class SegmentUpsertData(_Struct, kw_only=True):
+class SegmentUpsertData(msgspec.Struct, kw_only=True):
     segment: SegmentDefinition
 
 
-class SegmentDeleteData(_Struct, kw_only=True):
+class SegmentDeleteData(msgspec.Struct, kw_only=True):
     segment: SegmentRef
 
 
-class AdPerformanceData(_Struct, kw_only=True):
+class AdPerformanceData(msgspec.Struct, kw_only=True):
     date: Day
     ad: NamedRef
     campaign: NamedRef | None = None
@@ -187,19 +185,19 @@ class AdPerformanceData(_Struct, kw_only=True):
     clicks: Count | None = None
 
     def __post_init__(self) -> None:
-        if not fields.real_day(self.date):
+        if not fields.real_day(self.date):  # one date: the direct check, not `_dates`'s loop and dispatch
             raise ValueError("not a real date")
 
 
 # ---- events ----------------------------------------------------------------------------------------------
 
 
-class _Base(_Struct, kw_only=True, tag_field="type"):
+class _Base(msgspec.Struct, kw_only=True, tag_field="type"):
     id: EventId
     occurred_at: Timestamp
 
     def __post_init__(self) -> None:
-        if not fields.real_time(self.occurred_at):
+        if not fields.real_time(self.occurred_at):  # one time: the direct check, as for the ad's date
             raise ValueError("not a real time")
 
 

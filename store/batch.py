@@ -12,7 +12,7 @@ connection from the pool and polls it for stray data every time, and arms a time
 together cost more than the commands themselves. The batcher polls its connection (and reconnects when Redis
 closed it, after a restart, say) only after `idle_check_seconds` without a round trip: under load, never. The
 pipeline object is still redis-py's, for queueing commands and decoding their replies (the commands are packed
-by store/resp.py, the same bytes for a fifth of the cost); connection errors are
+by store/resp.py, the same bytes for a third of the cost); connection errors are
 retried exactly as the client's pipelines are (its `retry` and `retry_on_error`): the worker's patient client
 rides out a restart, the ingress's answers at once.
 

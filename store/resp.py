@@ -1,6 +1,6 @@
 """Commands packed into the Redis protocol (RESP arrays of bulk strings), for the batcher's round trips.
 
-The same bytes as redis-py's `Connection.pack_commands`, at about a fifth of its cost: redis-py encodes every
+The same bytes as redis-py's `Connection.pack_commands`, at about a third of its cost: redis-py encodes every
 argument through a generic `Encoder.encode` (four isinstance checks and a `repr` for each) and joins every
 piece twice, which for the ingress's one script call of 23 arguments per event was the largest single item of
 its profile (bench/README.md). Here the common types (bytes, str, int) go straight to bytes and the whole batch
